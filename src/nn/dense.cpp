@@ -1,0 +1,111 @@
+// Dense (fully connected) layer.
+//
+// Shapes: x (N, D), weight W (U, D) as in torch.nn.Linear, bias b (U), y (N, U).
+//
+// Forward (the source document's f(x) = sum_i w_i x_i + b, one row per unit):
+//   z[n,j] = b[j] + sum_i x[n,i] W[j,i]          z = x W^T + b
+//   y[n,j] = act(z[n,j])
+//
+// Backward, with dz = dy * act'(z) (act' written through y, see act.hpp):
+//   dL/dW[j,i] = sum_n dz[n,j] x[n,i]            dW += dz^T x
+//   dL/db[j]   = sum_n dz[n,j]                   db += colsum(dz)
+//   dL/dx[n,i] = sum_j dz[n,j] W[j,i]            dx += dz W
+#include "imgsim/error.hpp"
+#include "imgsim/nn/layers.hpp"
+#include "imgsim/nn/serialize.hpp"
+#include "kernels/kernels.hpp"
+#include "nn/act.hpp"
+
+namespace imgsim::nn {
+
+Dense::Dense(int64_t units, DenseOptions opt) : units_(units), opt_(opt) {
+  if (units <= 0) throw InvalidArgument("Dense: units must be positive, got " + std::to_string(units));
+  declared_input_ = opt.input_shape;
+}
+
+std::string Dense::describe() const {
+  return "Dense(" + std::to_string(units_) + (opt_.use_bias ? "" : ", no bias") + ", " +
+         to_string(opt_.activation) + ")";
+}
+
+Shape Dense::build(const Shape& in) {
+  if (in.rank() != 1 || in[0] <= 0)
+    throw ShapeError("Dense " + name + ": expects input (features), got " + in.str() +
+                     (in.rank() > 1 ? " (add a Flatten layer before it)" : ""));
+  const int64_t d = in[0];
+  if (!weight_.empty() && weight_.shape() != Shape{units_, d})
+    throw ShapeError("Dense " + name + ": weight " + weight_.shape().str() +
+                     " does not fit input " + in.str());
+  if (weight_.empty()) {
+    weight_ = Tensor({units_, d});
+    dweight_ = Tensor({units_, d});
+    if (opt_.use_bias) {
+      bias_ = Tensor({units_});
+      dbias_ = Tensor({units_});
+    }
+  }
+  return finish_build(in, Shape{units_});
+}
+
+void Dense::init_params(Rng& rng) {
+  const float bound = detail::init_bound(opt_.activation, in_shape_[0], units_);
+  for (int64_t i = 0; i < weight_.numel(); ++i) weight_[i] = rng.uniform(-bound, bound);
+  if (opt_.use_bias) bias_.zero();
+}
+
+std::vector<Param> Dense::params() {
+  std::vector<Param> p{{"weight", &weight_, &dweight_, true}};
+  if (opt_.use_bias) p.push_back({"bias", &bias_, &dbias_, false});
+  return p;
+}
+
+void Dense::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
+  const int64_t n = x.dim(0), d = in_shape_[0], u = units_;
+  kernels::sgemm(false, true, n, u, d, 1.0f, x.data(), d, weight_.data(), d, 0.0f, y.data(), u);
+  if (opt_.use_bias) {
+    for (int64_t r = 0; r < n; ++r) {
+      float* row = y.data() + r * u;
+      for (int64_t j = 0; j < u; ++j) row[j] += bias_[j];
+    }
+  }
+  detail::apply_activation(opt_.activation, opt_.leaky_slope, y.data(), n * u);
+}
+
+void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {
+  const int64_t n = x.dim(0), d = in_shape_[0], u = units_;
+  const float* dz = dy.data();
+  if (opt_.activation != Activation::linear) {
+    dz_.resize(Shape{n, u});
+    detail::activation_backward(opt_.activation, opt_.leaky_slope, y.data(), dy.data(),
+                                dz_.data(), n * u);
+    dz = dz_.data();
+  }
+  kernels::sgemm(true, false, u, d, n, 1.0f, dz, u, x.data(), d, 1.0f, dweight_.data(), d);
+  if (opt_.use_bias) {
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < u; ++j) dbias_[j] += dz[r * u + j];
+  }
+  if (dx) kernels::sgemm(false, false, n, d, u, 1.0f, dz, u, weight_.data(), d, 1.0f, dx->data(), d);
+}
+
+void Dense::save_config(ByteWriter& w) const {
+  w.i64(units_);
+  w.u32(static_cast<uint32_t>(opt_.activation));
+  w.f32(opt_.leaky_slope);
+  w.u8(opt_.use_bias ? 1 : 0);
+}
+
+void Dense::load_config(ByteReader& r, uint32_t version) {
+  if (version != 1) r.fail("dense layer record version " + std::to_string(version) + ", expected 1");
+  units_ = r.i64("dense.units");
+  uint32_t act = r.u32("dense.activation");
+  if (act > static_cast<uint32_t>(Activation::sigmoid))
+    r.fail("dense.activation " + std::to_string(act) + " is not a known activation");
+  opt_.activation = static_cast<Activation>(act);
+  opt_.leaky_slope = r.f32("dense.leaky_slope");
+  opt_.use_bias = r.u8("dense.use_bias") != 0;
+  if (units_ <= 0 || units_ > (int64_t{1} << 24))
+    r.fail("dense.units " + std::to_string(units_) + " out of range");
+}
+
+}  // namespace imgsim::nn

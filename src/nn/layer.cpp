@@ -1,0 +1,49 @@
+// Layer helpers shared by all layers: activation names, padding names, the type registry.
+#include "imgsim/nn/layer.hpp"
+
+#include "imgsim/error.hpp"
+#include "imgsim/nn/layers.hpp"
+
+namespace imgsim::nn {
+
+Activation activation_from_string(const std::string& name) {
+  if (name.empty() || name == "linear" || name == "none") return Activation::linear;
+  if (name == "relu") return Activation::relu;
+  if (name == "leaky_relu") return Activation::leaky_relu;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "sigmoid") return Activation::sigmoid;
+  throw InvalidArgument("unknown activation '" + name +
+                        "' (expected linear, relu, leaky_relu, tanh or sigmoid)");
+}
+
+const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::linear: return "linear";
+    case Activation::relu: return "relu";
+    case Activation::leaky_relu: return "leaky_relu";
+    case Activation::tanh: return "tanh";
+    case Activation::sigmoid: return "sigmoid";
+  }
+  return "?";
+}
+
+Padding padding_from_string(const std::string& name) {
+  if (name == "valid") return Padding::valid;
+  if (name == "same") return Padding::same;
+  if (name == "explicit") return Padding::explicit_;
+  throw InvalidArgument("unknown padding '" + name + "' (expected valid, same or explicit)");
+}
+
+int64_t Layer::num_params() {
+  int64_t n = 0;
+  for (const Param& p : params()) n += p.value->numel();
+  return n;
+}
+
+std::unique_ptr<Layer> make_layer(const std::string& type) {
+  // Each built-in layer adds its line here when it is implemented.
+  if (type == "dense") return std::make_unique<Dense>();
+  return nullptr;
+}
+
+}  // namespace imgsim::nn
