@@ -96,6 +96,10 @@ class Tensor {
   // Copies `src` into this tensor (same element count required; shape taken from src).
   void copy_from(const Tensor& src);
 
+  // Number of storage allocations made by all tensors of this process so far. Tests use it to
+  // check that training steps do not allocate once buffers are planned.
+  static int64_t allocation_count();
+
  private:
   void release();
 

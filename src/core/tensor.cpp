@@ -1,6 +1,7 @@
 #include "imgsim/tensor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -64,6 +65,8 @@ bool operator==(const Shape& a, const Shape& b) {
 
 namespace {
 
+std::atomic<int64_t> g_allocations{0};
+
 int64_t checked_numel(const Shape& shape) {
   int64_t n = 1;
   for (int i = 0; i < shape.rank(); ++i) {
@@ -81,6 +84,7 @@ float* allocate_floats(int64_t n) {
   bytes = (bytes + Tensor::kAlignment - 1) / Tensor::kAlignment * Tensor::kAlignment;
   void* p = std::aligned_alloc(Tensor::kAlignment, bytes);
   if (!p) throw std::bad_alloc();
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
   std::memset(p, 0, bytes);
   return static_cast<float*>(p);
 }
@@ -93,7 +97,13 @@ Tensor::Tensor(const Shape& shape) : shape_(shape), numel_(checked_numel(shape))
   owns_ = true;
 }
 
-Tensor::Tensor(const Shape& shape, float value) : Tensor(shape) { fill(value); }
+int64_t Tensor::allocation_count() {
+  return g_allocations.load();
+}
+
+Tensor::Tensor(const Shape& shape, float value) : Tensor(shape) {
+  fill(value);
+}
 
 Tensor Tensor::view(float* data, const Shape& shape) {
   Tensor t;
@@ -129,7 +139,9 @@ Tensor& Tensor::operator=(Tensor&& o) noexcept {
   return *this;
 }
 
-Tensor::~Tensor() { release(); }
+Tensor::~Tensor() {
+  release();
+}
 
 void Tensor::release() {
   if (owns_) std::free(data_);
@@ -165,12 +177,14 @@ void Tensor::reshape(const Shape& shape) {
   shape_ = shape;
 }
 
-void Tensor::fill(float value) { std::fill(data_, data_ + numel_, value); }
+void Tensor::fill(float value) {
+  std::fill(data_, data_ + numel_, value);
+}
 
 Tensor Tensor::slice(int64_t begin, int64_t end) {
   if (rank() == 0 || begin < 0 || end < begin || end > shape_[0])
-    throw ShapeError("Tensor::slice: range [" + std::to_string(begin) + ", " +
-                     std::to_string(end) + ") out of shape " + shape_.str());
+    throw ShapeError("Tensor::slice: range [" + std::to_string(begin) + ", " + std::to_string(end) +
+                     ") out of shape " + shape_.str());
   Shape s = shape_;
   s[0] = end - begin;
   return view(data_ + begin * shape_.sample_numel(), s);

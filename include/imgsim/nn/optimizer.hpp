@@ -27,6 +27,12 @@ class Optimizer {
   ClipOptions clip;
   // Number of step() calls so far.
   int64_t steps() const { return t_; }
+  // Forgets all per-parameter state (momentum, moments, step count): the next step() calls
+  // init_state() again (it does whenever n_params_ == 0). Used after a model is reloaded.
+  void reset() {
+    t_ = 0;
+    n_params_ = 0;
+  }
   // Global L2 norm of the gradients before clipping, from the last step.
   double last_grad_norm() const { return last_norm_; }
 
@@ -38,6 +44,7 @@ class Optimizer {
   int64_t t_ = 0;
   double last_norm_ = 0.0;
   std::size_t n_params_ = 0;
+  std::vector<Shape> shapes_;  // parameter shapes seen on the first step
 };
 
 struct SGDOptions {
@@ -83,8 +90,8 @@ class Adam : public Optimizer {
 class AdamW : public Adam {
  public:
   // torch.optim.AdamW default weight decay is 0.01.
-  explicit AdamW(AdamOptions opt = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
-                                    .weight_decay = 0.01});
+  explicit AdamW(AdamOptions opt = {
+                     .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01});
   const char* type() const override { return "adamw"; }
 };
 

@@ -30,10 +30,10 @@
 namespace imgsim::nn {
 
 struct BatchLogs {
-  int epoch = 0;          // 0-based
-  int64_t step = 0;       // 0-based within the epoch
-  int64_t steps = 0;      // steps in this epoch
-  double loss = 0.0;      // running mean over the epoch so far
+  int epoch = 0;                          // 0-based
+  int64_t step = 0;                       // 0-based within the epoch
+  int64_t steps = 0;                      // steps in this epoch
+  double loss = 0.0;                      // running mean over the epoch so far
   std::map<std::string, double> metrics;  // running means
 };
 
@@ -75,7 +75,7 @@ struct FitOptions {
   uint64_t seed = 0;  // shuffling and dropout
   data::Dataset* validation = nullptr;
   const LrSchedule* schedule = nullptr;  // learning rate = schedule->lr(base, epoch + step/steps)
-  std::vector<Callback*> callbacks;
+  std::vector<Callback*> callbacks{};
   int verbose = -1;
   std::ostream* out = nullptr;  // default std::cout
 };
@@ -94,8 +94,8 @@ class Sequential {
 
   // Adds a layer (moved in) and returns a reference to the stored one.
   template <class L>
-    requires std::is_base_of_v<Layer, std::remove_cvref_t<L>>
-  std::remove_cvref_t<L>& add(L&& layer) {
+  requires std::is_base_of_v<Layer, std::remove_cvref_t<L>> std::remove_cvref_t<L>
+  &add(L&& layer) {
     auto p = std::make_unique<std::remove_cvref_t<L>>(std::forward<L>(layer));
     auto& ref = *p;
     add(std::unique_ptr<Layer>(std::move(p)));
@@ -111,8 +111,8 @@ class Sequential {
   // Metrics: "accuracy" (argmax for multi-class, threshold for binary, sign for a single tanh
   // output), "mae".
   template <class O, class L>
-    requires std::is_base_of_v<Optimizer, std::remove_cvref_t<O>> &&
-             std::is_base_of_v<Loss, std::remove_cvref_t<L>>
+  requires std::is_base_of_v<Optimizer, std::remove_cvref_t<O>> &&
+      std::is_base_of_v<Loss, std::remove_cvref_t<L>>
   void compile(O&& optimizer, L&& loss, std::vector<std::string> metrics = {}) {
     compile(std::unique_ptr<Optimizer>(new std::remove_cvref_t<O>(std::forward<O>(optimizer))),
             std::unique_ptr<Loss>(new std::remove_cvref_t<L>(std::forward<L>(loss))),
@@ -159,6 +159,9 @@ class Sequential {
   void save(const std::string& path) const;
   void load(const std::string& path);
   static Sequential from_file(const std::string& path);
+  // Free-form key/value strings saved with the model (e.g. a calibrated threshold).
+  std::map<std::string, std::string>& metadata();
+  const std::map<std::string, std::string>& metadata() const;
   // Peak resident set size of this process so far, in MiB (from /proc/self/status).
   static double peak_rss_mb();
 
@@ -168,6 +171,7 @@ class Sequential {
   bool built_ = false;
   bool stop_ = false;
   void ensure_built();
+  void add_metrics_after_step(std::map<std::string, double>& sums);
 };
 
 }  // namespace imgsim::nn

@@ -1,0 +1,140 @@
+// Trains a small CNN classifier on Fashion-MNIST (Debian package dataset-fashion-mnist) and
+// prints its test accuracy. See README.md beside this file.
+//
+//   fashion_mnist [--epochs 15] [--batch 64] [--lr 0.001] [--bn] [--dropout 0.3]
+//                 [--limit N] [--seed 1] [--threads T] [--save model.imgsim]
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "imgsim/data/mnist.hpp"
+#include "imgsim/error.hpp"
+#include "imgsim/nn/layers.hpp"
+#include "imgsim/nn/sequential.hpp"
+#include "imgsim/runtime/cpu.hpp"
+
+using namespace imgsim;
+using namespace imgsim::nn;
+
+namespace {
+
+struct Args {
+  int epochs = 15;
+  int64_t batch = 64;
+  double lr = 1e-3;
+  bool bn = false;
+  float dropout = 0.0f;
+  int64_t limit = 0;
+  uint64_t seed = 1;
+  int threads = 0;
+  std::string save;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw InvalidArgument(k + " needs a value");
+      return argv[++i];
+    };
+    if (k == "--epochs")
+      a.epochs = std::stoi(next());
+    else if (k == "--batch")
+      a.batch = std::stoll(next());
+    else if (k == "--lr")
+      a.lr = std::stod(next());
+    else if (k == "--bn")
+      a.bn = true;
+    else if (k == "--dropout")
+      a.dropout = std::stof(next());
+    else if (k == "--limit")
+      a.limit = std::stoll(next());
+    else if (k == "--seed")
+      a.seed = std::stoull(next());
+    else if (k == "--threads")
+      a.threads = std::stoi(next());
+    else if (k == "--save")
+      a.save = next();
+    else if (k == "--help" || k == "-h") {
+      std::cout << "usage: fashion_mnist [--epochs N] [--batch N] [--lr X] [--bn] [--dropout P]\n"
+                   "                     [--limit N] [--seed S] [--threads T] [--save PATH]\n";
+      std::exit(0);
+    } else {
+      throw InvalidArgument("unknown option " + k + " (see --help)");
+    }
+  }
+  return a;
+}
+
+// Keeps the first n samples (for quick runs).
+void truncate(data::LabeledImages& d, int64_t n) {
+  if (n <= 0 || n >= d.images.dim(0)) return;
+  data::LabeledImages t{Tensor({n, 1, 28, 28}), Tensor({n})};
+  std::copy(d.images.data(), d.images.data() + n * 784, t.images.data());
+  std::copy(d.labels.data(), d.labels.data() + n, t.labels.data());
+  d = std::move(t);
+}
+
+// Conv -> (BatchNorm) -> ReLU.
+void conv_block(Sequential& m, int64_t filters, bool bn, Shape input = {}) {
+  if (bn) {
+    m.add(Conv2D(filters, {3, 3}, {.use_bias = false, .input_shape = input}));
+    m.add(BatchNorm());
+    m.add(ReLU());
+  } else {
+    m.add(Conv2D(filters, {3, 3}, {.activation = Activation::relu, .input_shape = input}));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Args a = parse(argc, argv);
+    if (a.threads > 0) set_num_threads(a.threads);
+    auto train = data::load_fashion_mnist(data::Split::train);
+    auto test = data::load_fashion_mnist(data::Split::test);
+    truncate(train, a.limit);
+
+    Sequential model;
+    conv_block(model, 32, a.bn, {1, 28, 28});
+    model.add(MaxPool2D({2, 2}));
+    conv_block(model, 64, a.bn);
+    model.add(MaxPool2D({2, 2}));
+    model.add(Flatten());
+    model.add(Dense(128, {.activation = Activation::relu}));
+    if (a.dropout > 0) model.add(Dropout(a.dropout));
+    model.add(Dense(10));
+    model.compile(Adam({.lr = a.lr}), SoftmaxCrossEntropy(), {"accuracy"});
+    model.build({1, 28, 28}, a.seed);
+    model.summary(std::cout);
+    std::cout << "ISA " << to_string(active_isa()) << ", threads " << num_threads() << ", "
+              << train.images.dim(0) << " training images\n";
+
+    data::TensorDataset val(test.images, test.labels);
+    CosineLr schedule(a.epochs);
+    History h = model.fit(train.images, train.labels,
+                          {.epochs = a.epochs,
+                           .batch_size = a.batch,
+                           .seed = a.seed,
+                           .validation = &val,
+                           .schedule = &schedule});
+    double secs = 0;
+    for (const auto& e : h.epochs) secs += e.seconds;
+    EvalResult r = model.evaluate(test.images, test.labels, 256);
+    std::cout << "seconds per epoch: " << (h.epochs.empty() ? 0.0 : secs / h.epochs.size()) << "\n";
+    std::cout << "test loss " << r.loss << "\n";
+    std::cout << "test accuracy " << r.metrics["accuracy"] << "\n";
+    std::cout << "peak memory " << Sequential::peak_rss_mb() << " MiB\n";
+    if (!a.save.empty()) {
+      model.save(a.save);
+      std::cout << "saved " << a.save << "\n";
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "fashion_mnist: " << e.what() << "\n";
+    return 1;
+  }
+}
