@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ struct GradCheckOptions {
   nn::Phase phase = nn::Phase::train;
   float input_scale = 1.0f;
   bool check_input = true;
+  // Called once after build, init_params and the parameter perturbation, before the first
+  // forward; e.g. to run training forwards so that BatchNorm's running statistics are not
+  // trivial when checking Phase::infer.
+  std::function<void(nn::Layer&)> prepare{};
 };
 
 struct GradCheckReport {
@@ -119,6 +124,7 @@ inline GradCheckReport check_layer_gradients(nn::Layer& layer, const Shape& in,
   // Perturb parameters away from their initial values (biases start at 0, gamma at 1).
   for (auto& p : layer.params())
     for (int64_t i = 0; i < p.value->numel(); ++i) (*p.value)[i] += 0.1f * rng.normal();
+  if (o.prepare) o.prepare(layer);
 
   Tensor x(in.with_batch(o.batch));
   for (int64_t i = 0; i < x.numel(); ++i) x[i] = o.input_scale * rng.normal();
