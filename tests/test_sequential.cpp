@@ -266,3 +266,12 @@ TEST_CASE("Callbacks are called and can stop training", "[sequential]") {
   CHECK(log.str().find("Epoch 1/5") != std::string::npos);
   CHECK(log.str().find("img/s") != std::string::npos);
 }
+
+TEST_CASE("Cross-entropy after a Softmax layer is refused at compile", "[sequential]") {
+  Sequential m;
+  m.add(Dense(3, {.input_shape = {4}}));
+  m.add(Softmax());
+  CHECK_THROWS_AS(m.compile(Adam(), SoftmaxCrossEntropy()), InvalidArgument);
+  CHECK_THROWS_AS(m.compile("adam", "categorical_crossentropy"), InvalidArgument);
+  CHECK_NOTHROW(m.compile("adam", "mse"));
+}

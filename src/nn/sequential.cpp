@@ -93,6 +93,11 @@ void Sequential::compile(std::unique_ptr<Optimizer> optimizer, std::unique_ptr<L
     if (m != "accuracy" && m != "mae")
       throw InvalidArgument("Sequential::compile: unknown metric '" + m +
                             "' (expected accuracy or mae)");
+  if (dynamic_cast<SoftmaxCrossEntropy*>(loss.get()) && !impl_->layers.empty() &&
+      std::string(impl_->layers.back()->type()) == "softmax")
+    throw InvalidArgument(
+        "Sequential::compile: the cross-entropy loss takes logits and applies softmax itself; "
+        "remove the final Softmax layer (keep it only for predict-time probabilities)");
   impl_->opt = std::move(optimizer);
   impl_->loss = std::move(loss);
   impl_->metrics = std::move(metrics);

@@ -58,7 +58,9 @@ class BinaryCrossEntropy : public Loss {
 };
 
 // "mean_squared_error"/"mse", "categorical_crossentropy"/"sparse_categorical_crossentropy"/
-// "cross_entropy", "binary_crossentropy"; throws InvalidArgument naming the accepted names.
+// "cross_entropy"/"softmax_cross_entropy" (all on logits: the model must not end in Softmax),
+// "binary_crossentropy"/"binary_cross_entropy" (on probabilities, as Keras); throws
+// InvalidArgument naming the accepted names.
 std::unique_ptr<Loss> make_loss(const std::string& name);
 
 }  // namespace imgsim::nn
