@@ -70,10 +70,10 @@ void spit(const std::string& p, const std::vector<uint8_t>& b) {
 Sequential trained_model() {
   Sequential m = every_layer_model();
   m.build({3, 9, 8}, 5);
-  m.compile(Adam(), SoftmaxCrossEntropy());
+  m.compile(Adam(), MeanSquaredError());  // the model ends in Softmax: regress one-hot targets
   Tensor x = random_input(8, 1);
-  Tensor y({8});
-  for (int i = 0; i < 8; ++i) y[i] = static_cast<float>(i % 3);
+  Tensor y({8, 3});
+  for (int i = 0; i < 8; ++i) y[i * 3 + i % 3] = 1.0f;
   for (int i = 0; i < 3; ++i) m.train_step(x, y);  // moves weights and BatchNorm statistics
   return m;
 }

@@ -43,6 +43,16 @@ int64_t Layer::num_params() {
 std::unique_ptr<Layer> make_layer(const std::string& type) {
   // Each built-in layer adds its line here when it is implemented.
   if (type == "dense") return std::make_unique<Dense>();
+  if (type == "conv2d") return std::make_unique<Conv2D>();
+  if (type == "max_pool2d") return std::make_unique<MaxPool2D>();
+  if (type == "flatten") return std::make_unique<Flatten>();
+  if (type == "relu") return std::make_unique<ReLU>();
+  if (type == "leaky_relu") return std::make_unique<LeakyReLU>();
+  if (type == "tanh") return std::make_unique<Tanh>();
+  if (type == "sigmoid") return std::make_unique<Sigmoid>();
+  if (type == "softmax") return std::make_unique<Softmax>();
+  if (type == "dropout") return std::make_unique<Dropout>();
+  if (type == "batch_norm") return std::make_unique<BatchNorm>();
   return nullptr;
 }
 

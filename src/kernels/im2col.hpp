@@ -1,0 +1,37 @@
+// im2col / col2im: the lowering that turns a 2-D convolution into one GEMM (internal).
+//
+// For one image x (C, H, W), a kernel R x S, strides (sh, sw) and top/left padding (pt, pl),
+// the column matrix has C*R*S rows and P*Q columns:
+//
+//   col[(c*R + r)*S + s, p*Q + q] = x[c, p*sh + r - pt, q*sw + s - pl]   (0 outside the image)
+//
+// so that  y(K x PQ) = W(K x CRS) * col(CRS x PQ)  is the cross-correlation of the layer.
+// col2im is the adjoint (transpose) of im2col: it ADDS every column entry back into the image
+// position it was read from; entries that came from padding are dropped.
+//
+// Free functions over raw pointers: no allocation, no exceptions, single-threaded.
+#pragma once
+
+#include <cstdint>
+
+namespace imgsim::kernels {
+
+// Geometry of one im2col lowering. Bottom/right padding is implied by P and Q.
+struct Im2colGeometry {
+  int64_t channels = 0, height = 0, width = 0;  // C, H, W of the image
+  int64_t kernel_h = 0, kernel_w = 0;           // R, S
+  int64_t stride_h = 1, stride_w = 1;           // sh, sw (>= 1)
+  int64_t pad_top = 0, pad_left = 0;            // pt, pl (>= 0)
+  int64_t out_h = 0, out_w = 0;                 // P, Q
+};
+
+namespace ref {
+
+// col (C*R*S x P*Q, row-major, fully overwritten) from image x (C x H x W).
+void im2col(const Im2colGeometry& g, const float* x, float* col);
+
+// x (C x H x W) += the adjoint of im2col applied to col (C*R*S x P*Q).
+void col2im_add(const Im2colGeometry& g, const float* col, float* x);
+
+}  // namespace ref
+}  // namespace imgsim::kernels
