@@ -2,13 +2,13 @@
 #include "imgsim/nn/serialize.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <random>
 
 #include "imgsim/error.hpp"
 
@@ -134,10 +134,11 @@ uint32_t crc32(const uint8_t* data, std::size_t n) {
 }
 
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::random_device rd;
-  std::string tmp = path + ".tmp-" + std::to_string(rd() % 1000000u);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // mkstemp creates a unique file with O_EXCL, so concurrent writers never share a temporary.
+  std::string tmp = path + ".tmp-XXXXXX";
+  int fd = ::mkstemp(tmp.data());
   if (fd < 0) throw IoError("cannot write '" + path + "': " + std::strerror(errno));
+  ::fchmod(fd, 0644);
   std::size_t off = 0;
   while (off < bytes.size()) {
     ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
