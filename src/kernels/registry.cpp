@@ -1,5 +1,6 @@
-// Run-time kernel choice. Provisional: only the scalar reference is registered until the
-// SIMD kernels land (issue: fast CPU kernels).
+// Run-time kernel choice. One static table per ISA; table() picks the one for active_isa() =
+// min(detected_isa(), cap) on every call (two relaxed atomic loads), so set_max_isa() takes effect
+// for the next kernel call. The cap comes from IMGSIM_MAX_ISA (read once) until set_max_isa().
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -11,9 +12,12 @@ namespace imgsim {
 
 const char* to_string(Isa isa) {
   switch (isa) {
-    case Isa::scalar: return "scalar";
-    case Isa::avx2: return "avx2";
-    case Isa::avx512: return "avx512";
+    case Isa::scalar:
+      return "scalar";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
   }
   return "?";
 }
@@ -25,44 +29,71 @@ Isa isa_from_string(const std::string& name) {
   throw InvalidArgument("unknown ISA '" + name + "' (expected scalar, avx2 or avx512)");
 }
 
-Isa detected_isa() { return Isa::scalar; }
-
 namespace {
-std::atomic<int> g_cap{-1};
-std::atomic<int> g_threads{0};
+constexpr int kCapUnset = -1;
+std::atomic<int> g_cap{kCapUnset};
 }  // namespace
 
 Isa active_isa() {
-  int cap = g_cap.load();
-  if (cap < 0) {
+  int cap = g_cap.load(std::memory_order_relaxed);
+  if (cap == kCapUnset) {
     const char* env = std::getenv("IMGSIM_MAX_ISA");
-    cap = env ? static_cast<int>(isa_from_string(env)) : static_cast<int>(Isa::avx512);
-    g_cap.store(cap);
+    int from_env = static_cast<int>(Isa::avx512);
+    if (env) {
+      try {
+        from_env = static_cast<int>(isa_from_string(env));
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument(std::string("IMGSIM_MAX_ISA: ") + e.what());
+      }
+    }
+    // A concurrent set_max_isa() wins over the environment.
+    cap = g_cap.compare_exchange_strong(cap, from_env) ? from_env : cap;
   }
-  int det = static_cast<int>(detected_isa());
+  const int det = static_cast<int>(detected_isa());
   return static_cast<Isa>(cap < det ? cap : det);
 }
 
-void set_max_isa(Isa isa) { g_cap.store(static_cast<int>(isa)); }
-
-void set_num_threads(int n) {
-  if (n < 1) throw InvalidArgument("set_num_threads: need at least 1 thread, got " + std::to_string(n));
-  g_threads.store(n);
-}
-
-int num_threads() {
-  int n = g_threads.load();
-  return n > 0 ? n : 1;
+void set_max_isa(Isa isa) {
+  const int v = static_cast<int>(isa);
+  if (v < static_cast<int>(Isa::scalar) || v > static_cast<int>(Isa::avx512))
+    throw InvalidArgument("set_max_isa: not an Isa value (" + std::to_string(v) + ")");
+  g_cap.store(v, std::memory_order_relaxed);
 }
 
 namespace kernels {
+namespace {
 
-const KernelTable& table_for(Isa /*isa*/) {
-  static const KernelTable scalar{Isa::scalar, &ref::sgemm};
-  return scalar;
+struct Tables {
+  KernelTable by_isa[3];
+};
+
+// Best compiled table at or below each ISA (a build that could not compile an ISA's file falls
+// back to the next one down).
+const Tables& tables() {
+  static const Tables t = [] {
+    Tables r{{{Isa::scalar, &portable::sgemm, portable::sgemm_name()},
+              {Isa::avx2, &avx2::sgemm, avx2::sgemm_name()},
+              {Isa::avx512, &avx512::sgemm, avx512::sgemm_name()}}};
+    if (!avx2::compiled()) r.by_isa[1] = r.by_isa[0];
+    if (!avx512::compiled()) r.by_isa[2] = r.by_isa[1];
+    return r;
+  }();
+  return t;
 }
 
-const KernelTable& table() { return table_for(active_isa()); }
+}  // namespace
+
+const KernelTable& table_for(Isa isa) {
+  if (static_cast<int>(isa) > static_cast<int>(detected_isa()))
+    throw InvalidArgument(std::string("table_for: ISA ") + to_string(isa) +
+                          " is not supported by this CPU (detected " + to_string(detected_isa()) +
+                          ")");
+  return tables().by_isa[static_cast<int>(isa)];
+}
+
+const KernelTable& table() {
+  return tables().by_isa[static_cast<int>(active_isa())];
+}
 
 }  // namespace kernels
 }  // namespace imgsim

@@ -14,14 +14,19 @@ enum class Isa { scalar = 0, avx2 = 1, avx512 = 2 };
 const char* to_string(Isa isa);
 // Throws InvalidArgument for anything but "scalar", "avx2", "avx512".
 Isa isa_from_string(const std::string& name);
-// Best ISA this CPU and OS support.
+// Best ISA this CPU and OS support: avx512 needs AVX512F+BW+DQ+VL and OS-saved ZMM state, avx2
+// needs AVX2+FMA and OS-saved YMM state. Detected once.
 Isa detected_isa();
-// ISA the kernels use: min(detected, cap).
+// ISA the kernels use: min(detected, cap). The cap is IMGSIM_MAX_ISA (read at first use; an
+// unknown value throws InvalidArgument) until set_max_isa() is called.
 Isa active_isa();
-// Caps the ISA (takes effect for kernels looked up afterwards; intended for tests/benchmarks).
+// Caps the ISA; the next kernel call uses the new choice (intended for tests/benchmarks).
 void set_max_isa(Isa isa);
 
-// Threads used by layer operations (default: IMGSIM_NUM_THREADS or the number of cores).
+// Threads of imgsim's persistent pool, used by the GEMM for large products and by layer loops.
+// Default: IMGSIM_NUM_THREADS (read at first use; a value that is not an integer in 1..4096
+// throws InvalidArgument) or else the number of hardware threads. set_num_threads() throws
+// InvalidArgument for n < 1; it takes effect at the next parallel operation.
 void set_num_threads(int n);
 int num_threads();
 
