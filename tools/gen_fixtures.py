@@ -595,6 +595,187 @@ def train_adamw_bn():
         [{"params": dec, "weight_decay": 0.1}, {"params": nod, "weight_decay": 0.0}], lr=1e-2))
 
 
+# --- Metric learning (docs/metric-learning.md) -------------------------------------------------
+#
+# References written with plain torch ops in float64: pairwise distances, label masks, hardest /
+# semi-hard selection, then autograd. Every discrete choice (which positive is the farthest, which
+# negative the closest, whether a negative is semi-hard, whether a hinge is active) must be
+# decided by a gap of at least METRIC_GAP, far above float32 rounding, or the case is redrawn.
+
+METRIC_GAP = 1e-4
+
+
+def gap_check(name, values, what, gap=METRIC_GAP):
+    """Refuses values within `gap` of the threshold they are compared with (0)."""
+    v = torch.as_tensor(values, dtype=torch.float64).detach().abs()
+    if v.numel() and v.min().item() < gap:
+        raise NearKink(f"{name}: {what} {v.min().item():g} is within {gap:g} of a decision")
+
+
+def top2_gap_check(name, values, what, largest):
+    """The winner of a max (largest) or min must beat the runner-up by METRIC_GAP."""
+    v = values.detach()
+    if v.numel() >= 2:
+        top = v.topk(2, largest=largest).values
+        gap_check(name, top[0] - top[1], what)
+
+
+def pairwise_dist(p, squared=False):
+    """D_ij = ||p_i - p_j|| (or its square). The square root is taken off the diagonal only: its
+    derivative at 0 is infinite, and imgsim never uses the diagonal."""
+    n = p.shape[0]
+    diff = p[:, None, :] - p[None, :, :]
+    sq = (diff * diff).sum(-1)
+    if squared:
+        return sq
+    off = ~torch.eye(n, dtype=torch.bool)
+    return torch.where(off, torch.sqrt(torch.where(off, sq, torch.ones_like(sq))),
+                       torch.zeros_like(sq))
+
+
+def label_masks(labels):
+    n = labels.shape[0]
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~torch.eye(n, dtype=torch.bool)
+    return pos, ~same
+
+
+def contrastive_ref(name, p, labels, margin):
+    n = p.shape[0]
+    dist = pairwise_dist(p)
+    i, j = torch.triu_indices(n, n, 1)
+    dd = dist[i, j]
+    same = labels[i] == labels[j]
+    gap_check(name, (margin - dd)[~same], "a negative's margin - d")
+    per = torch.where(same, dd * dd, torch.clamp(margin - dd, min=0.0) ** 2)
+    return per.mean()
+
+
+def triplet_ref(name, p, labels, margin, mining, squared=False):
+    D = pairwise_dist(p, squared)
+    pos, neg = label_masks(labels)
+    Dd = D.detach()
+    if mining == "batch_hard":
+        valid = pos.any(1) & neg.any(1)
+        for a in valid.nonzero().flatten().tolist():
+            top2_gap_check(name, Dd[a][pos[a]], "hardest-positive gap", largest=True)
+            top2_gap_check(name, Dd[a][neg[a]], "hardest-negative gap", largest=False)
+        hp = torch.where(pos, D, torch.full_like(D, -np.inf)).max(1).values
+        hn = torch.where(neg, D, torch.full_like(D, np.inf)).min(1).values
+        h = (margin + hp - hn)[valid]
+        gap_check(name, h, "hinge")
+        return F.relu(h).mean()
+    if mining == "semi_hard":
+        losses, kinds = [], set()
+        for a, q in pos.nonzero().tolist():
+            negs = neg[a].nonzero().flatten()
+            if negs.numel() == 0:
+                continue
+            dap, dan = Dd[a, q], Dd[a, negs]
+            gap_check(name, dan - dap, "D_an - D_ap")
+            gap_check(name, dan - dap - margin, "D_an - D_ap - margin")
+            semi = (dan > dap) & (dan < dap + margin)
+            cand = negs[semi] if semi.any() else negs
+            top2_gap_check(name, Dd[a, cand], "semi-hard selection gap", largest=False)
+            sel = cand[Dd[a, cand].argmin()]
+            h = margin + D[a, q] - D[a, sel]
+            gap_check(name, h, "hinge")
+            kinds.add("semi-hard" if semi.any() else
+                      "fallback, h > 0" if h > 0 else "fallback, h = 0")
+            losses.append(F.relu(h))
+        assert len(kinds) == 3, f"{name}: want semi-hard pairs and both kinds of fallback: {kinds}"
+        return torch.stack(losses).mean()
+    assert mining == "all"
+    tri = pos[:, :, None] & neg[:, None, :]  # (a, p, n)
+    h = (margin + D[:, :, None] - D[:, None, :])[tri]
+    gap_check(name, h, "hinge")
+    active = h.detach() > 0
+    assert 0 < active.sum() < h.numel(), f"{name}: want both active and inactive triplets"
+    return h[active].sum() / active.sum()
+
+
+def ntxent_ref(p, tau):
+    n = p.shape[0]
+    u = F.normalize(p, dim=1)
+    s = (u @ u.T / tau).masked_fill(torch.eye(n, dtype=torch.bool), -np.inf)
+    k = (torch.arange(n) + n // 2) % n
+    return F.cross_entropy(s, k)
+
+
+# 12 rows: three classes of 3, one of 2, and a single row (label -2) that has no positive.
+METRIC_LABELS = [0, 0, 0, 1, 1, 1, 2, 2, 2, 5, 5, -2]
+
+
+def metric_batch(n_dim):
+    labels = torch.tensor(METRIC_LABELS, dtype=torch.float32)[torch.randperm(len(METRIC_LABELS))]
+    pred = F.normalize(randn(len(METRIC_LABELS), n_dim), dim=1)  # unit rows, in float32
+    return pred, labels
+
+
+@case
+def l2_normalize():
+    return act_case("l2_normalize", (5, 7), lambda t: F.normalize(t, dim=1))
+
+
+@case
+def loss_contrastive():
+    name = "loss_contrastive"
+    seed_for(name)
+    pred, labels = metric_batch(5)
+    return loss_case(name, pred, labels, lambda p, t: contrastive_ref(name, p, t, 1.0))
+
+
+def triplet_case(name, margin, mining, squared=False):
+    seed_for(name)
+    pred, labels = metric_batch(6)
+    return loss_case(name, pred, labels,
+                     lambda p, t: triplet_ref(name, p, t, margin, mining, squared))
+
+
+@case
+def loss_triplet_batch_hard():
+    return triplet_case("loss_triplet_batch_hard", 0.2, "batch_hard")
+
+
+@case
+def loss_triplet_batch_hard_sq():
+    return triplet_case("loss_triplet_batch_hard_sq", 0.2, "batch_hard", squared=True)
+
+
+@case
+def loss_triplet_semi_hard():
+    return triplet_case("loss_triplet_semi_hard", 0.2, "semi_hard")
+
+
+@case
+def loss_triplet_all():
+    return triplet_case("loss_triplet_all", 0.2, "all")
+
+
+@case
+def loss_triplet_all_sq():
+    return triplet_case("loss_triplet_all_sq", 0.3, "all", squared=True)
+
+
+@case
+def loss_ntxent():
+    # random rows (not normalised: the loss normalises them itself), temperature 0.5
+    name = "loss_ntxent"
+    seed_for(name)
+    return loss_case(name, randn(8, 5, scale=1.5), torch.zeros(8),
+                     lambda p, t: ntxent_ref(p, 0.5))
+
+
+@case
+def loss_ntxent_views():
+    # two noisy views of 6 images, temperature 0.1
+    name = "loss_ntxent_views"
+    seed_for(name)
+    base = randn(6, 7)
+    pred = torch.cat([base + randn(6, 7, scale=0.3), base + randn(6, 7, scale=0.3)])
+    return loss_case(name, pred, torch.zeros(12), lambda p, t: ntxent_ref(p, 0.1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))

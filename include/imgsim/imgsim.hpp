@@ -9,6 +9,7 @@
 #include "imgsim/nn/layer.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/loss.hpp"
+#include "imgsim/nn/metric_loss.hpp"
 #include "imgsim/nn/optimizer.hpp"
 #include "imgsim/nn/sequential.hpp"
 #include "imgsim/nn/serialize.hpp"

@@ -53,6 +53,7 @@ std::unique_ptr<Layer> make_layer(const std::string& type) {
   if (type == "softmax") return std::make_unique<Softmax>();
   if (type == "dropout") return std::make_unique<Dropout>();
   if (type == "batch_norm") return std::make_unique<BatchNorm>();
+  if (type == "l2_normalize") return std::make_unique<L2Normalize>();
   return nullptr;
 }
 

@@ -29,6 +29,7 @@
 #include <cstdio>
 
 #include "imgsim/error.hpp"
+#include "imgsim/nn/metric_loss.hpp"
 
 namespace imgsim::nn {
 
@@ -238,10 +239,14 @@ std::unique_ptr<Loss> make_loss(const std::string& name) {
   // Keras' string means probabilities (a sigmoid output layer).
   if (name == "binary_crossentropy" || name == "binary_cross_entropy")
     return std::make_unique<BinaryCrossEntropy>(false);
+  // Metric learning (metric_loss.hpp), with their default parameters.
+  if (name == "contrastive") return std::make_unique<ContrastiveLoss>();
+  if (name == "triplet") return std::make_unique<TripletLoss>();
+  if (name == "ntxent") return std::make_unique<NTXentLoss>();
   throw InvalidArgument("unknown loss '" + name +
                         "'; accepted: mean_squared_error, mse, categorical_crossentropy, "
                         "sparse_categorical_crossentropy, cross_entropy, softmax_cross_entropy, "
-                        "binary_crossentropy, binary_cross_entropy");
+                        "binary_crossentropy, binary_cross_entropy, contrastive, triplet, ntxent");
 }
 
 }  // namespace imgsim::nn

@@ -250,4 +250,29 @@ class BatchNorm : public Layer {
   bool last_train_ = false;
 };
 
+struct L2NormalizeOptions {
+  float eps = 1e-12f;  // lower bound on the norm, as torch.nn.functional.normalize
+  Shape input_shape{};
+};
+
+// Per-sample L2 normalisation over the features of (D) samples: y = x / max(||x||_2, eps), as
+// torch.nn.functional.normalize(x, dim=1). Makes embeddings unit vectors for metric losses and
+// cosine similarity (docs/metric-learning.md).
+class L2Normalize : public Layer {
+ public:
+  L2Normalize() = default;
+  explicit L2Normalize(L2NormalizeOptions opt);
+  const char* type() const override { return "l2_normalize"; }
+  std::string describe() const override;
+  Shape build(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, Phase phase) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+  void save_config(ByteWriter& w) const override;
+  void load_config(ByteReader& r, uint32_t version) override;
+  float eps() const { return opt_.eps; }
+
+ private:
+  L2NormalizeOptions opt_;
+};
+
 }  // namespace imgsim::nn
