@@ -25,24 +25,16 @@
 #include "imgsim/nn/loss.hpp"
 #include "imgsim/nn/optimizer.hpp"
 #include "imgsim/nn/sequential.hpp"
+#include "parity_report.hpp"
 
 using namespace imgsim;
 using namespace imgsim::nn;
 using imgsim::testing::Fixture;
+using imgsim::testing::kForwardBar;
+using imgsim::testing::kGradBar;
+using imgsim::testing::ParityReport;
 
 namespace {
-
-constexpr double kForwardBar = 1e-5;
-constexpr double kGradBar = 1e-4;
-
-double parity_ratio(const Tensor& got, const Tensor& want) {
-  double diff = 0.0, scale = 0.0;
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    diff = std::max(diff, std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i])));
-    scale = std::max(scale, std::abs(static_cast<double>(want[i])));
-  }
-  return scale > 0.0 ? diff / scale : diff;
-}
 
 // prefix + i + suffix ("p3.init"). Built by appending: GCC 12 reports a false -Wrestrict for
 // "literal" + std::to_string(i) at -O3.
@@ -52,40 +44,6 @@ std::string key(const char* prefix, std::size_t i, const char* suffix = "") {
   k += suffix;
   return k;
 }
-
-// Collects the ratios of one fixture and prints them; the destructor prints the worst.
-class Report {
- public:
-  explicit Report(std::string name) : name_(std::move(name)) {}
-  Report(const Report&) = delete;
-  Report& operator=(const Report&) = delete;
-  ~Report() {
-    std::printf("[parity] %-22s WORST forward %.2e  gradient/step %.2e\n", name_.c_str(),
-                worst_fwd_, worst_grad_);
-  }
-
-  void compare(const std::string& what, const Tensor& got, const Tensor& want, double bar) {
-    INFO(name_ << ": " << what << " imgsim " << got.shape().str() << " torch "
-               << want.shape().str());
-    REQUIRE(got.shape() == want.shape());
-    const double r = parity_ratio(got, want);
-    std::printf("[parity] %-22s %-24s %.2e  (bar %.0e)\n", name_.c_str(), what.c_str(), r, bar);
-    double& worst = bar == kForwardBar ? worst_fwd_ : worst_grad_;
-    worst = std::max(worst, r);
-    INFO("max|imgsim - torch| / max|torch| = " << r << ", bar " << bar);
-    CHECK(r <= bar);
-  }
-
-  void compare_scalar(const std::string& what, double got, const Tensor& want, double bar) {
-    Tensor g(Shape{1});
-    g[0] = static_cast<float>(got);
-    compare(what, g, want, bar);
-  }
-
- private:
-  std::string name_;
-  double worst_fwd_ = 0.0, worst_grad_ = 0.0;
-};
 
 // Copies a fixture tensor into an imgsim tensor of the same shape.
 void set(Tensor& dst, const Tensor& src, const std::string& what) {
@@ -99,7 +57,7 @@ void set(Tensor& dst, const Tensor& src, const std::string& what) {
 // gradients (imgsim's backward adds).
 void run_layer(const std::string& fixture, Layer& layer, Phase phase) {
   const Fixture f = Fixture::load(fixture);
-  Report rep(fixture);
+  ParityReport rep(fixture);
   const Tensor& x = f["x"];
   const Shape out = layer.build(x.shape().without_batch());
   std::vector<Param> params = layer.params();
@@ -136,7 +94,7 @@ void run_layer(const std::string& fixture, Layer& layer, Phase phase) {
 
 void run_loss(const std::string& fixture, Loss& loss) {
   const Fixture f = Fixture::load(fixture);
-  Report rep(fixture);
+  ParityReport rep(fixture);
   const Tensor& pred = f["pred"];
   Tensor dpred(pred.shape());
   const double value = loss.forward_backward(pred, f["target"], &dpred);
@@ -178,7 +136,7 @@ std::vector<Tensor*> model_state(Sequential& m) {
 // BatchNorm running statistics) after the last step.
 void run_training(const std::string& fixture, bool bn, std::unique_ptr<Optimizer> opt) {
   const Fixture f = Fixture::load(fixture);
-  Report rep(fixture);
+  ParityReport rep(fixture);
   Sequential model = make_model(bn);
   model.compile(std::move(opt), std::make_unique<SoftmaxCrossEntropy>());
   std::vector<Param> params = model.params();

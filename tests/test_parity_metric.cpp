@@ -20,56 +20,20 @@
 #include "fixture.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/metric_loss.hpp"
+#include "parity_report.hpp"
 
 using namespace imgsim;
 using namespace imgsim::nn;
 using imgsim::testing::Fixture;
+using imgsim::testing::kForwardBar;
+using imgsim::testing::kGradBar;
+using imgsim::testing::ParityReport;
 
 namespace {
 
-constexpr double kForwardBar = 1e-5;
-constexpr double kGradBar = 1e-4;
-
-double parity_ratio(const Tensor& got, const Tensor& want) {
-  double diff = 0.0, scale = 0.0;
-  for (int64_t i = 0; i < want.numel(); ++i) {
-    diff = std::max(diff, std::abs(static_cast<double>(got[i]) - static_cast<double>(want[i])));
-    scale = std::max(scale, std::abs(static_cast<double>(want[i])));
-  }
-  return scale > 0.0 ? diff / scale : diff;
-}
-
-// Collects the ratios of one fixture and prints them; the destructor prints the worst.
-class Report {
- public:
-  explicit Report(std::string name) : name_(std::move(name)) {}
-  Report(const Report&) = delete;
-  Report& operator=(const Report&) = delete;
-  ~Report() {
-    std::printf("[parity] %-27s WORST forward %.2e  gradient %.2e\n", name_.c_str(), worst_fwd_,
-                worst_grad_);
-  }
-
-  void compare(const std::string& what, const Tensor& got, const Tensor& want, double bar) {
-    INFO(name_ << ": " << what << " imgsim " << got.shape().str() << " torch "
-               << want.shape().str());
-    REQUIRE(got.shape() == want.shape());
-    const double r = parity_ratio(got, want);
-    std::printf("[parity] %-27s %-8s %.2e  (bar %.0e)\n", name_.c_str(), what.c_str(), r, bar);
-    double& worst = bar == kForwardBar ? worst_fwd_ : worst_grad_;
-    worst = std::max(worst, r);
-    INFO("max|imgsim - torch| / max|torch| = " << r << ", bar " << bar);
-    CHECK(r <= bar);
-  }
-
- private:
-  std::string name_;
-  double worst_fwd_ = 0.0, worst_grad_ = 0.0;
-};
-
 void run_loss(const std::string& fixture, Loss& loss) {
   const Fixture f = Fixture::load(fixture);
-  Report rep(fixture);
+  ParityReport rep(fixture);
   const Tensor& pred = f["pred"];
   Tensor dpred(pred.shape());  // zero: forward_backward adds
   const double value = loss.forward_backward(pred, f["target"], &dpred);
@@ -85,7 +49,7 @@ void run_loss(const std::string& fixture, Loss& loss) {
 
 TEST_CASE("L2Normalize matches torch F.normalize", "[parity][metric][l2_normalize]") {
   const Fixture f = Fixture::load("l2_normalize");
-  Report rep("l2_normalize");
+  ParityReport rep("l2_normalize");
   L2Normalize layer;
   const Tensor& x = f["x"];
   const Shape out = layer.build(x.shape().without_batch());

@@ -24,6 +24,7 @@ struct Args {
   int64_t batch = 64;
   double lr = 1e-3;
   bool bn = false;
+  bool augment = false;
   float dropout = 0.0f;
   int64_t limit = 0;
   uint64_t seed = 1;
@@ -47,6 +48,8 @@ Args parse(int argc, char** argv) {
       a.lr = std::stod(next());
     else if (k == "--bn")
       a.bn = true;
+    else if (k == "--augment")
+      a.augment = true;
     else if (k == "--dropout")
       a.dropout = std::stof(next());
     else if (k == "--limit")
@@ -58,8 +61,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--save")
       a.save = next();
     else if (k == "--help" || k == "-h") {
-      std::cout << "usage: fashion_mnist [--epochs N] [--batch N] [--lr X] [--bn] [--dropout P]\n"
-                   "                     [--limit N] [--seed S] [--threads T] [--save PATH]\n";
+      std::cout << "usage: fashion_mnist [--epochs N] [--batch N] [--lr X] [--bn] [--augment]\n"
+                   "                     [--dropout P] [--limit N] [--seed S] [--threads T]\n"
+                   "                     [--save PATH]\n";
       std::exit(0);
     } else {
       throw InvalidArgument("unknown option " + k + " (see --help)");
@@ -76,6 +80,40 @@ void truncate(data::LabeledImages& d, int64_t n) {
   std::copy(d.labels.data(), d.labels.data() + n, t.labels.data());
   d = std::move(t);
 }
+
+// Training images with random horizontal flips and shifts of up to 2 pixels (zero fill), as
+// torchvision's RandomHorizontalFlip + RandomCrop(28, padding=2); drawn from a seeded Rng.
+class ShiftFlipDataset : public data::Dataset {
+ public:
+  ShiftFlipDataset(const Tensor& x, const Tensor& y, uint64_t seed) : x_(x), y_(y), rng_(seed) {}
+  int64_t size() const override { return x_.dim(0); }
+  Shape input_shape() const override { return {1, 28, 28}; }
+  Shape target_shape() const override { return {}; }
+  void get(std::span<const int64_t> idx, Tensor& x, Tensor& y) override {
+    const auto n = static_cast<int64_t>(idx.size());
+    x.resize({n, 1, 28, 28});
+    y.resize({n});
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t k = idx[static_cast<std::size_t>(i)];
+      const float* src = x_.data() + k * 784;
+      float* dst = x.data() + i * 784;
+      const bool flip = rng_.below(2) == 1;
+      const int dy = static_cast<int>(rng_.below(5)) - 2, dx = static_cast<int>(rng_.below(5)) - 2;
+      for (int r = 0; r < 28; ++r)
+        for (int c = 0; c < 28; ++c) {
+          const int sr = r + dy, sc0 = c + dx;
+          const int sc = flip ? 27 - sc0 : sc0;
+          dst[r * 28 + c] = (sr >= 0 && sr < 28 && sc >= 0 && sc < 28) ? src[sr * 28 + sc] : 0.0f;
+        }
+      y[i] = y_[k];
+    }
+  }
+
+ private:
+  const Tensor& x_;
+  const Tensor& y_;
+  Rng rng_;
+};
 
 // Conv -> (BatchNorm) -> ReLU.
 void conv_block(Sequential& m, int64_t filters, bool bn, Shape input = {}) {
@@ -115,12 +153,14 @@ int main(int argc, char** argv) {
 
     data::TensorDataset val(test.images, test.labels);
     CosineLr schedule(a.epochs);
-    History h = model.fit(train.images, train.labels,
-                          {.epochs = a.epochs,
-                           .batch_size = a.batch,
-                           .seed = a.seed,
-                           .validation = &val,
-                           .schedule = &schedule});
+    data::TensorDataset plain(train.images, train.labels);
+    ShiftFlipDataset augmented(train.images, train.labels, a.seed + 1);
+    data::Dataset& train_set = a.augment ? static_cast<data::Dataset&>(augmented) : plain;
+    History h = model.fit(train_set, {.epochs = a.epochs,
+                                      .batch_size = a.batch,
+                                      .seed = a.seed,
+                                      .validation = &val,
+                                      .schedule = &schedule});
     double secs = 0;
     for (const auto& e : h.epochs) secs += e.seconds;
     EvalResult r = model.evaluate(test.images, test.labels, 256);
