@@ -1,10 +1,12 @@
 // Umbrella header: everything imgsim offers.
 #pragma once
 
+#include "imgsim/data/augmented.hpp"
 #include "imgsim/data/dataset.hpp"
 #include "imgsim/data/image_folder.hpp"
 #include "imgsim/data/mnist.hpp"
 #include "imgsim/error.hpp"
+#include "imgsim/image/augment.hpp"
 #include "imgsim/image/image.hpp"
 #include "imgsim/nn/layer.hpp"
 #include "imgsim/nn/layers.hpp"

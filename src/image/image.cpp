@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "image/exif.hpp"
 #include "image/jpeg_guard.hpp"
 #include "image/stb_backend.hpp"
 #include "imgsim/error.hpp"
@@ -258,6 +259,23 @@ void load_image_from_memory_into(std::span<const unsigned char> bytes, Image& ou
     throw FormatError(name + ": decoder returned an image of " + dims_str(w, ht));
   check_pixel_limit(name, w, ht, options.max_pixels);
 
+  // EXIF orientation (JPEG only, hence 8-bit): each pixel goes straight to its upright place.
+  const int orientation = options.apply_exif_orientation && !h.sixteen_bit
+                              ? detail::jpeg_exif_orientation(bytes.data(), bytes.size())
+                              : 1;
+  if (orientation != 1) {
+    const detail::OrientationMap m = detail::orientation_map(orientation, w, ht);
+    out.reset(m.swaps_sides ? ht : w, m.swaps_sides ? w : ht, channels);
+    const auto* src = static_cast<const unsigned char*>(px.get());
+    const float* table = byte_to_float();
+    float* dst = out.data();
+    for (int y = 0; y < ht; ++y) {
+      int64_t k = m.base + y * m.step_y;
+      for (int x = 0; x < w; ++x, src += channels, k += m.step_x)
+        for (int c = 0; c < channels; ++c) dst[k * channels + c] = table[src[c]];
+    }
+    return;
+  }
   out.reset(w, ht, channels);
   float* dst = out.data();
   const int64_t n = out.size();

@@ -81,6 +81,9 @@ struct LoadOptions {
   int channels = 0;
   // Images with more pixels are refused with FormatError before decoding.
   int64_t max_pixels = kDefaultMaxPixels;
+  // JPEG only: turn the pixels upright as the EXIF Orientation tag says (values 2..8 mirror
+  // and/or rotate; 5..8 swap width and height). A missing or malformed EXIF block is ignored.
+  bool apply_exif_orientation = true;
 };
 
 // What an image file's header says, read without decoding the pixels.
@@ -111,6 +114,16 @@ void load_image_from_memory_into(std::span<const unsigned char> bytes, Image& ou
                                  const std::string& name = "<memory>");
 // Reads a whole file into `out` (resized to fit). IoError on failure.
 void read_file(const std::string& path, std::vector<unsigned char>& out);
+
+// EXIF orientation (docs/augmentation.md): the Orientation tag (1..8) of the first EXIF APP1
+// segment of JPEG data; 1 when the data is not a JPEG or the tag is absent, malformed or out of
+// range. Never reads outside `bytes`. probe_image reports the stored (not upright) size.
+int read_exif_orientation(std::span<const unsigned char> bytes);
+// Turns stored pixels upright for an EXIF orientation: 1 as is, 2 mirror left-right, 3 rotate
+// 180, 4 mirror top-bottom, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90
+// counter-clockwise. InvalidArgument for other values or an empty image.
+Image apply_orientation(const Image& src, int orientation);
+void apply_orientation_into(const Image& src, Image& dst, int orientation);
 
 // Resampling filter. `automatic` picks, per axis, `box` (the average of the covered source
 // area) when shrinking and `bilinear` otherwise. `bicubic` is Catmull-Rom and `mitchell` the
