@@ -24,7 +24,8 @@ struct Args {
   int64_t batch = 64;
   double lr = 1e-3;
   bool bn = false;
-  bool augment = false;
+  std::string augment = "none";  // none, flip, shift (flip + shift)
+  bool same = false;
   float dropout = 0.0f;
   int64_t limit = 0;
   uint64_t seed = 1;
@@ -49,7 +50,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--bn")
       a.bn = true;
     else if (k == "--augment")
-      a.augment = true;
+      a.augment = next();
+    else if (k == "--same")
+      a.same = true;
     else if (k == "--dropout")
       a.dropout = std::stof(next());
     else if (k == "--limit")
@@ -61,8 +64,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--save")
       a.save = next();
     else if (k == "--help" || k == "-h") {
-      std::cout << "usage: fashion_mnist [--epochs N] [--batch N] [--lr X] [--bn] [--augment]\n"
-                   "                     [--dropout P] [--limit N] [--seed S] [--threads T]\n"
+      std::cout << "usage: fashion_mnist [--epochs N] [--batch N] [--lr X] [--bn] [--same]\n"
+                   "                     [--augment none|flip|shift] [--dropout P] [--limit N] "
+                   "[--seed S] [--threads T]\n"
                    "                     [--save PATH]\n";
       std::exit(0);
     } else {
@@ -81,11 +85,13 @@ void truncate(data::LabeledImages& d, int64_t n) {
   d = std::move(t);
 }
 
-// Training images with random horizontal flips and shifts of up to 2 pixels (zero fill), as
-// torchvision's RandomHorizontalFlip + RandomCrop(28, padding=2); drawn from a seeded Rng.
+// Training images with random horizontal flips and, with `shift`, shifts of up to 2 pixels
+// (zero fill), as torchvision's RandomHorizontalFlip + RandomCrop(28, padding=2); drawn from a
+// seeded Rng.
 class ShiftFlipDataset : public data::Dataset {
  public:
-  ShiftFlipDataset(const Tensor& x, const Tensor& y, uint64_t seed) : x_(x), y_(y), rng_(seed) {}
+  ShiftFlipDataset(const Tensor& x, const Tensor& y, bool shift, uint64_t seed)
+      : x_(x), y_(y), shift_(shift), rng_(seed) {}
   int64_t size() const override { return x_.dim(0); }
   Shape input_shape() const override { return {1, 28, 28}; }
   Shape target_shape() const override { return {}; }
@@ -98,7 +104,8 @@ class ShiftFlipDataset : public data::Dataset {
       const float* src = x_.data() + k * 784;
       float* dst = x.data() + i * 784;
       const bool flip = rng_.below(2) == 1;
-      const int dy = static_cast<int>(rng_.below(5)) - 2, dx = static_cast<int>(rng_.below(5)) - 2;
+      const int dy = shift_ ? static_cast<int>(rng_.below(5)) - 2 : 0;
+      const int dx = shift_ ? static_cast<int>(rng_.below(5)) - 2 : 0;
       for (int r = 0; r < 28; ++r)
         for (int c = 0; c < 28; ++c) {
           const int sr = r + dy, sc0 = c + dx;
@@ -112,17 +119,20 @@ class ShiftFlipDataset : public data::Dataset {
  private:
   const Tensor& x_;
   const Tensor& y_;
+  bool shift_;
   Rng rng_;
 };
 
 // Conv -> (BatchNorm) -> ReLU.
-void conv_block(Sequential& m, int64_t filters, bool bn, Shape input = {}) {
+void conv_block(Sequential& m, int64_t filters, bool bn, bool same, Shape input = {}) {
+  const Padding pad = same ? Padding::same : Padding::valid;
   if (bn) {
-    m.add(Conv2D(filters, {3, 3}, {.use_bias = false, .input_shape = input}));
+    m.add(Conv2D(filters, {3, 3}, {.padding = pad, .use_bias = false, .input_shape = input}));
     m.add(BatchNorm());
     m.add(ReLU());
   } else {
-    m.add(Conv2D(filters, {3, 3}, {.activation = Activation::relu, .input_shape = input}));
+    m.add(Conv2D(filters, {3, 3},
+                 {.padding = pad, .activation = Activation::relu, .input_shape = input}));
   }
 }
 
@@ -137,9 +147,9 @@ int main(int argc, char** argv) {
     truncate(train, a.limit);
 
     Sequential model;
-    conv_block(model, 32, a.bn, {1, 28, 28});
+    conv_block(model, 32, a.bn, a.same, {1, 28, 28});
     model.add(MaxPool2D({2, 2}));
-    conv_block(model, 64, a.bn);
+    conv_block(model, 64, a.bn, a.same);
     model.add(MaxPool2D({2, 2}));
     model.add(Flatten());
     model.add(Dense(128, {.activation = Activation::relu}));
@@ -154,8 +164,10 @@ int main(int argc, char** argv) {
     data::TensorDataset val(test.images, test.labels);
     CosineLr schedule(a.epochs);
     data::TensorDataset plain(train.images, train.labels);
-    ShiftFlipDataset augmented(train.images, train.labels, a.seed + 1);
-    data::Dataset& train_set = a.augment ? static_cast<data::Dataset&>(augmented) : plain;
+    if (a.augment != "none" && a.augment != "flip" && a.augment != "shift")
+      throw InvalidArgument("--augment takes none, flip or shift, not '" + a.augment + "'");
+    ShiftFlipDataset augmented(train.images, train.labels, a.augment == "shift", a.seed + 1);
+    data::Dataset& train_set = a.augment == "none" ? static_cast<data::Dataset&>(plain) : augmented;
     History h = model.fit(train_set, {.epochs = a.epochs,
                                       .batch_size = a.batch,
                                       .seed = a.seed,

@@ -1,9 +1,11 @@
 // Sequential model: shape inference, planned buffers, training loop, evaluation, prediction.
 //
-// Buffers. For a batch of N, acts[i] holds layer i's output (N, out_i...) and grads[i] holds
-// dL/d acts[i]. Both are resized per batch with Tensor::resize, which keeps the storage when it
-// is large enough, so after the first (largest) batch no step allocates. Inference uses two
-// ping-pong buffers instead of one per layer, so predict() keeps no training buffers.
+// Buffers. For a batch of N, acts[i] holds layer i's output (N, out_i...); dL/d acts[i] lives in
+// grads[i % 2] during backward (two ping-pong buffers, each as large as the largest gradient of
+// its parity, instead of one per layer). All are resized per batch with Tensor::resize, which
+// keeps the storage when it is large enough, so after the first (largest) batch no step
+// allocates. Inference uses two ping-pong buffers instead of one per layer, so predict() keeps
+// no training buffers.
 #include "imgsim/nn/sequential.hpp"
 
 #include <unistd.h>
@@ -71,7 +73,7 @@ void Sequential::build(const Shape& input, uint64_t seed) {
     impl_->layers[i]->set_seed(seed * 1000003ULL + i);
   }
   impl_->acts.resize(impl_->layers.size());
-  impl_->grads.resize(impl_->layers.size());
+  impl_->grads.resize(2);
   built_ = true;
 }
 
@@ -101,6 +103,10 @@ void Sequential::compile(std::unique_ptr<Optimizer> optimizer, std::unique_ptr<L
   impl_->opt = std::move(optimizer);
   impl_->loss = std::move(loss);
   impl_->metrics = std::move(metrics);
+  // As Keras does when the first layer declares its input shape: build now, so summary() and
+  // parameter counts are available before fit.
+  if (!built_ && !impl_->layers.empty() && impl_->layers.front()->declared_input_shape().rank() > 0)
+    build(impl_->layers.front()->declared_input_shape());
 }
 
 void Sequential::compile(const std::string& optimizer, const std::string& loss,
@@ -194,19 +200,20 @@ void Sequential::backward(const Tensor& dout, Tensor* dx) {
   if (dout.shape() != impl_->acts.back().shape())
     throw ShapeError("Sequential::backward: gradient " + dout.shape().str() +
                      " does not match the output " + impl_->acts.back().shape().str());
+  // dL/d acts[i-1] goes to grads[(i-1) % 2]: layer i reads its dy from one buffer and writes its
+  // dx into the other, and no gradient is needed after the layer below has used it, so two
+  // buffers serve the whole model. They are overwritten (backward_into), never cleared.
   const Tensor* dy = &dout;
   for (std::size_t i = L.size(); i-- > 0;) {
     const Tensor& in = i == 0 ? *impl_->last_x : impl_->acts[i - 1];
-    Tensor* din = nullptr;
     if (i > 0) {
-      impl_->grads[i - 1].resize(in.shape());
-      impl_->grads[i - 1].zero();
-      din = &impl_->grads[i - 1];
+      Tensor& din = impl_->grads[(i - 1) % 2];
+      din.resize(in.shape());
+      L[i]->backward_into(in, impl_->acts[i], *dy, din);
+      dy = &din;
     } else {
-      din = dx;
+      L[i]->backward(in, impl_->acts[i], *dy, dx);  // adds into the caller's dx, if any
     }
-    L[i]->backward(in, impl_->acts[i], *dy, din);
-    dy = din;
   }
 }
 
