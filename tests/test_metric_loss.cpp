@@ -16,6 +16,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "alloc_counter.hpp"
 #include "gradcheck.hpp"
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
@@ -24,53 +25,6 @@
 #include "imgsim/nn/sequential.hpp"
 #include "imgsim/nn/serialize.hpp"
 #include "imgsim/rng.hpp"
-
-// Counts every allocation through the global operator new of this test program, so that the
-// no-allocation rule of forward_backward can be checked for std::vector scratch too. Every
-// non-aligned form is replaced, so that each allocation and its release meet in malloc / free
-// (also under AddressSanitizer, which checks the pairing). Not inlined: GCC would otherwise see
-// free() applied to what operator new returned (-Wmismatched-new-delete).
-namespace {
-std::atomic<int64_t> g_allocations{0};
-
-[[gnu::noinline]] void* counted_malloc(std::size_t n) noexcept {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n ? n : 1);
-}
-}  // namespace
-
-[[gnu::noinline]] void* operator new(std::size_t n) {
-  if (void* p = counted_malloc(n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void* operator new[](std::size_t n) {
-  if (void* p = counted_malloc(n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  return counted_malloc(n);
-}
-[[gnu::noinline]] void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  return counted_malloc(n);
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete(void* p, std::size_t /*n*/) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete[](void* p, std::size_t /*n*/) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete(void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  std::free(p);
-}
 
 using namespace imgsim;
 using namespace imgsim::nn;
@@ -711,12 +665,12 @@ TEST_CASE("forward_backward allocates nothing once planned", "[metric][alloc]") 
   for (Loss* l : std::vector<Loss*>{&contrastive, &hard, &semi, &all, &ntxent}) {
     INFO(l->type());
     l->forward_backward(big, big_t, &dbig);  // plans for 16 rows
-    const int64_t before = g_allocations.load();
+    const int64_t before = imgsim::testing::g_allocations.load();
     l->forward_backward(big, big_t, &dbig);
     l->forward_backward(small, small_t, &dsmall);
     l->forward_backward(small, small_t, nullptr);
     l->forward_backward(big, big_t, nullptr);
-    CHECK(g_allocations.load() == before);
+    CHECK(imgsim::testing::g_allocations.load() == before);
   }
 }
 

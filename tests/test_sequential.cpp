@@ -6,26 +6,13 @@
 
 #include <catch2/catch.hpp>
 
+#include "alloc_counter.hpp"
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/sequential.hpp"
 
 using namespace imgsim;
 using namespace imgsim::nn;
-
-// Counts heap allocations made through operator new (std::vector, std::string, ...).
-static std::atomic<int64_t> g_news{0};
-void* operator new(std::size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -212,17 +199,17 @@ TEST_CASE("Training steps allocate nothing once buffers are planned", "[sequenti
   m.train_step(x, y);
   m.train_step(x, y);
   const int64_t tensors = Tensor::allocation_count();
-  const int64_t news = g_news.load();
+  const int64_t news = imgsim::testing::g_allocations.load();
   for (int i = 0; i < 5; ++i) m.train_step(x, y);
   CHECK(Tensor::allocation_count() == tensors);
-  CHECK(g_news.load() == news);
+  CHECK(imgsim::testing::g_allocations.load() == news);
   // A smaller batch reuses the planned buffers too.
   Tensor xs = x.slice(0, 5).clone(), ys = y.slice(0, 5).clone();
   const int64_t tensors2 = Tensor::allocation_count();
-  const int64_t news2 = g_news.load();
+  const int64_t news2 = imgsim::testing::g_allocations.load();
   m.train_step(xs, ys);
   CHECK(Tensor::allocation_count() == tensors2);
-  CHECK(g_news.load() == news2);
+  CHECK(imgsim::testing::g_allocations.load() == news2);
 }
 
 TEST_CASE("predict equals batched inference and keeps no training buffers", "[sequential]") {
