@@ -168,10 +168,11 @@ inline GradCheckReport check_layer_gradients(nn::Layer& layer, const Shape& in,
   auto f = [&] { return detail::objective(layer, x, ywork, r, o); };
   if (o.check_input) detail::check_tensor("dx", x.data(), x.numel(), dx.data(), f, o, rep);
   for (std::size_t k = 0; k < params.size(); ++k)
-    detail::check_tensor(params[k].name.c_str(), params[k].value->data(),
-                         params[k].value->numel(), g[k].data(), f, o, rep);
+    detail::check_tensor(params[k].name.c_str(), params[k].value->data(), params[k].value->numel(),
+                         g[k].data(), f, o, rep);
   if (rep.checked + rep.skipped > 0 &&
-      static_cast<double>(rep.skipped) > o.max_skip_fraction * static_cast<double>(rep.checked + rep.skipped)) {
+      static_cast<double>(rep.skipped) >
+          o.max_skip_fraction * static_cast<double>(rep.checked + rep.skipped)) {
     rep.ok = false;
     if (rep.first_failure.empty())
       rep.first_failure = "too many kinks skipped: " + std::to_string(rep.skipped) + " of " +
@@ -192,7 +193,8 @@ inline GradCheckReport check_loss_gradients(nn::Loss& loss, Tensor& pred, const 
   for (int64_t i = 0; i < d.numel(); ++i) d[i] -= d0[i];
   auto f = [&] { return loss.forward_backward(pred, target, nullptr); };
   detail::check_tensor("dpred", pred.data(), pred.numel(), d.data(), f, o, rep);
-  if (static_cast<double>(rep.skipped) > o.max_skip_fraction * static_cast<double>(rep.checked + rep.skipped)) {
+  if (static_cast<double>(rep.skipped) >
+      o.max_skip_fraction * static_cast<double>(rep.checked + rep.skipped)) {
     rep.ok = false;
     rep.first_failure = "too many kinks skipped";
   }
@@ -202,12 +204,12 @@ inline GradCheckReport check_loss_gradients(nn::Loss& loss, Tensor& pred, const 
 }  // namespace imgsim::testing
 
 // Catch2 helper: REQUIRE_GRADIENTS_OK(report) prints the report on failure.
-#define REQUIRE_GRADIENTS_OK(rep)                                                     \
-  do {                                                                                \
-    const auto& r_ = (rep);                                                           \
-    INFO("checked " << r_.checked << ", skipped " << r_.skipped << ", max abs err "   \
-                    << r_.max_abs_err << ", max rel err " << r_.max_rel_err << "; "   \
-                    << r_.first_failure);                                             \
-    REQUIRE(r_.ok);                                                                   \
-    REQUIRE(r_.checked > 0);                                                          \
+#define REQUIRE_GRADIENTS_OK(rep)                                                   \
+  do {                                                                              \
+    const auto& r_ = (rep);                                                         \
+    INFO("checked " << r_.checked << ", skipped " << r_.skipped << ", max abs err " \
+                    << r_.max_abs_err << ", max rel err " << r_.max_rel_err << "; " \
+                    << r_.first_failure);                                           \
+    REQUIRE(r_.ok);                                                                 \
+    REQUIRE(r_.checked > 0);                                                        \
   } while (0)

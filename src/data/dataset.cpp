@@ -12,9 +12,15 @@ TensorDataset::TensorDataset(const Tensor& x, const Tensor& y) : x_(&x), y_(&y) 
                      y.shape().str() + " must have the same first dimension");
 }
 
-int64_t TensorDataset::size() const { return x_->dim(0); }
-Shape TensorDataset::input_shape() const { return x_->shape().without_batch(); }
-Shape TensorDataset::target_shape() const { return y_->shape().without_batch(); }
+int64_t TensorDataset::size() const {
+  return x_->dim(0);
+}
+Shape TensorDataset::input_shape() const {
+  return x_->shape().without_batch();
+}
+Shape TensorDataset::target_shape() const {
+  return y_->shape().without_batch();
+}
 
 void TensorDataset::get(std::span<const int64_t> indices, Tensor& x, Tensor& y) {
   const auto n = static_cast<int64_t>(indices.size());
@@ -26,8 +32,10 @@ void TensorDataset::get(std::span<const int64_t> indices, Tensor& x, Tensor& y) 
     if (k < 0 || k >= size())
       throw InvalidArgument("TensorDataset::get: index " + std::to_string(k) + " out of [0, " +
                             std::to_string(size()) + ")");
-    std::memcpy(x.data() + i * xs, x_->data() + k * xs, static_cast<std::size_t>(xs) * sizeof(float));
-    std::memcpy(y.data() + i * ys, y_->data() + k * ys, static_cast<std::size_t>(ys) * sizeof(float));
+    std::memcpy(x.data() + i * xs, x_->data() + k * xs,
+                static_cast<std::size_t>(xs) * sizeof(float));
+    std::memcpy(y.data() + i * ys, y_->data() + k * ys,
+                static_cast<std::size_t>(ys) * sizeof(float));
   }
 }
 

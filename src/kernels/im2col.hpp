@@ -9,6 +9,18 @@
 // col2im is the adjoint (transpose) of im2col: it ADDS every column entry back into the image
 // position it was read from; entries that came from padding are dropped.
 //
+// Batch tiles: the layers lower a whole batch of N images at once, as one column matrix with
+// N*P*Q columns, column j = n*P*Q + p*Q + q (image n, output pixel (p, q)), and work on ranges of
+// columns [j0, j1) that fit in cache (nn/conv2d.cpp). The tile functions read or write those
+// columns of the batch matrix into a buffer with row stride ldc:
+//
+//   im2col_tile:      col[row * ldc + (j - j0)] = batch col[row, j]      (fully overwritten)
+//   col2im_tile_add:  x_batch += adjoint of im2col_tile applied to col  (columns [j0, j1) only)
+//
+// with x the batch (N, C, H, W) contiguous. Scalar references are in ref/ (the oracle); the
+// dispatched versions (kernels.hpp: KernelTable::im2col_tile, col2im_tile_add) come from
+// conv_lowering.inc, compiled once per ISA.
+//
 // Free functions over raw pointers: no allocation, no exceptions, single-threaded.
 #pragma once
 
@@ -32,6 +44,13 @@ void im2col(const Im2colGeometry& g, const float* x, float* col);
 
 // x (C x H x W) += the adjoint of im2col applied to col (C*R*S x P*Q).
 void col2im_add(const Im2colGeometry& g, const float* col, float* x);
+
+// Columns [j0, j1) of the batch column matrix (see above), element by element: the oracle for
+// the dispatched tile kernels.
+void im2col_tile(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1, float* col,
+                 int64_t ldc);
+void col2im_tile_add(const Im2colGeometry& g, const float* col, int64_t ldc, int64_t j0, int64_t j1,
+                     float* x);
 
 }  // namespace ref
 }  // namespace imgsim::kernels

@@ -7,6 +7,8 @@
 #include <cstdint>
 
 #include "imgsim/runtime/cpu.hpp"
+#include "kernels/im2col.hpp"
+#include "kernels/winograd.hpp"
 
 namespace imgsim::kernels {
 
@@ -18,10 +20,41 @@ using SgemmFn = void (*)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64
                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                          float* C, int64_t ldc);
 
+// Batch im2col / col2im over columns [j0, j1) (kernels/im2col.hpp; oracle: ref::im2col_tile,
+// ref::col2im_tile_add).
+using Im2colTileFn = void (*)(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1,
+                              float* col, int64_t ldc);
+using Col2imTileFn = void (*)(const Im2colGeometry& g, const float* col, int64_t ldc, int64_t j0,
+                              int64_t j1, float* x);
+
+// One channel plane of 2x2 / stride 2 max pooling without padding: for p < p_out, q < q_out
+// (2 p_out, 2 q_out within the plane; row stride w),
+//   y[p*q_out + q]   = max of x[2p][2q], x[2p][2q+1], x[2p+1][2q], x[2p+1][2q+1]
+//   arg[p*q_out + q] = flat index (row * w + column) of the first maximum in that order, a later
+//                      value winning only if strictly greater (so NaN wins only in first place).
+// Oracle and Isa::scalar entry: ref::maxpool2x2.
+using MaxPool2x2Fn = void (*)(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y,
+                              int32_t* arg);
+
+// C[M x N] = A[M x K] * B[N x K]^T + beta * C (beta 0 or 1; 0 ignores C), rows of A and B
+// contiguous along K: for small M * N and long K (dW of a layer with few input channels), where
+// packing for the blocked GEMM would cost as much as the arithmetic. Oracle: ref::sgemm with
+// trans_b. Single-threaded; the order of the sums depends only on K.
+using GemmNtSmallFn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                               const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 struct KernelTable {
   Isa isa;
   SgemmFn sgemm;
   const char* sgemm_name;  // microkernel name, f32_gemm_<MR>x<NR>__<isa> (docs/kernels.md)
+  Im2colTileFn im2col_tile;
+  Col2imTileFn col2im_tile_add;
+  MaxPool2x2Fn maxpool2x2;
+  // Winograd F(2x2, 3x3) transforms (kernels/winograd.hpp; oracles in ref::).
+  WinoInputFn wino_input;
+  WinoOutputFn wino_output;
+  WinoGradFn wino_grad;
+  GemmNtSmallFn gemm_nt_small;
 };
 
 // The table for active_isa(); follows set_max_isa() (tables are static, one per ISA).
@@ -34,9 +67,11 @@ namespace ref {
 // Naive triple loop: the oracle the fast GEMMs are tested against. Single-threaded.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y, int32_t* arg);
 }  // namespace ref
 
-// Blocked GEMMs, one namespace per instruction set (sgemm_portable.cpp, avx2/, avx512/).
+// Blocked GEMMs and batch im2col / col2im tiles, one namespace per instruction set
+// (portable/, avx2/, avx512/: sgemm_*.cpp and conv_*.cpp).
 // compiled() is false when the build could not compile that ISA's code (e.g. IMGSIM_NATIVE on an
 // older CPU); the registry then never selects it.
 namespace portable {
@@ -44,18 +79,60 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 bool compiled();
 const char* sgemm_name();
+void im2col_tile(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1, float* col,
+                 int64_t ldc);
+void col2im_tile_add(const Im2colGeometry& g, const float* col, int64_t ldc, int64_t j0, int64_t j1,
+                     float* x);
+void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
+                int64_t t0, int64_t t1, float* v, int64_t ldv);
+void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                 const float* bias, int act, float slope, bool accumulate, float* out);
+void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
+               int64_t t0, int64_t t1, float* z, int64_t ldz);
+void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                   int64_t ldb, float beta, float* C, int64_t ldc);
 }  // namespace portable
 namespace avx2 {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 bool compiled();
 const char* sgemm_name();
+void im2col_tile(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1, float* col,
+                 int64_t ldc);
+void col2im_tile_add(const Im2colGeometry& g, const float* col, int64_t ldc, int64_t j0, int64_t j1,
+                     float* x);
+bool conv_compiled();
+void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y, int32_t* arg);
+bool pool_compiled();
+void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
+                int64_t t0, int64_t t1, float* v, int64_t ldv);
+void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                 const float* bias, int act, float slope, bool accumulate, float* out);
+void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
+               int64_t t0, int64_t t1, float* z, int64_t ldz);
+void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                   int64_t ldb, float beta, float* C, int64_t ldc);
 }  // namespace avx2
 namespace avx512 {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 bool compiled();
 const char* sgemm_name();
+void im2col_tile(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1, float* col,
+                 int64_t ldc);
+void col2im_tile_add(const Im2colGeometry& g, const float* col, int64_t ldc, int64_t j0, int64_t j1,
+                     float* x);
+bool conv_compiled();
+void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y, int32_t* arg);
+bool pool_compiled();
+void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
+                int64_t t0, int64_t t1, float* v, int64_t ldv);
+void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                 const float* bias, int act, float slope, bool accumulate, float* out);
+void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
+               int64_t t0, int64_t t1, float* z, int64_t ldz);
+void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                   int64_t ldb, float beta, float* C, int64_t ldc);
 }  // namespace avx512
 
 // Convenience wrapper over table().sgemm.

@@ -93,6 +93,11 @@ void ActivationLayer::backward(const Tensor& /*x*/, const Tensor& y, const Tenso
   }
 }
 
+void ActivationLayer::backward_into(const Tensor& /*x*/, const Tensor& y, const Tensor& dy,
+                                    Tensor& dx) {
+  detail::activation_backward(act_, slope_, y.data(), dy.data(), dx.data(), y.numel());
+}
+
 // Record (version 1): leaky_relu writes its slope (f32); the other activations write nothing,
 // their type name says everything.
 void ActivationLayer::save_config(ByteWriter& w) const {

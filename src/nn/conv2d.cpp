@@ -7,20 +7,43 @@
 // cross-correlation as every CNN library does, i.e. with x(p+i, q+j) and no kernel flip):
 //   z[n,k,p,q] = b[k] + sum_{c,r,s} W[k,c,r,s] x[n, c, p*sh + r - pt, q*sw + s - pl]
 //   y[n,k,p,q] = act(z[n,k,p,q])                        (x outside the image reads as 0)
-// Per image, with col_n = im2col(x_n) of shape (C*R*S, P*Q):
-//   z_n (K x PQ) = W (K x CRS) * col_n (CRS x PQ) + b 1^T
+// Lowering: the batch is one column matrix col = im2col(x) with C*R*S rows and N*P*Q columns,
+// column j = n*PQ + p*Q + q (kernels/im2col.hpp), so that
+//   z (K x NPQ) = W (K x CRS) * col (CRS x NPQ) + b 1^T
+// (z stored NCHW: column j of z is z[n, :, p, q]).
 //
 // Backward, with dz = dy * act'(z) (act' written through y, see act.hpp):
 //   dL/dW[k,c,r,s] = sum_{n,p,q} dz[n,k,p,q] x[n, c, p*sh + r - pt, q*sw + s - pl]
-//                                                       dW += dz_n col_n^T   (summed over n)
-//   dL/db[k]       = sum_{n,p,q} dz[n,k,p,q]            db += rowsum(dz_n)
+//                                                       dW += dz col^T
+//   dL/db[k]       = sum_{n,p,q} dz[n,k,p,q]            db += rowsum(dz)
 //   dL/dx[n,c,h,w] = sum_{k,r,s,p,q : p*sh + r - pt = h, q*sw + s - pl = w} dz[n,k,p,q] W[k,c,r,s]
-//                                                       dcol = W^T dz_n, dx_n += col2im(dcol)
+//                                                       dcol = W^T dz, dx += col2im(dcol)
 //
-// Memory: work_ holds one image's columns (CRS x PQ) followed by one image's dz (K x PQ). It is
-// resized on every call but only reallocates when a larger input size arrives; the batch size
-// does not matter. backward recomputes im2col of x_n rather than keeping columns for the batch,
-// and reuses the column buffer for dcol once dW has been accumulated.
+// Tiles. Neither col nor dz is ever built for the whole batch: the columns are cut into tiles of
+// T columns (at most kTileFloats floats of columns and output together, so a tile's buffers stay
+// in L2), a tile may span several images (small images: Fashion-MNIST's 11x11 outputs) or part
+// of one (224x224). Per tile:
+//   forward:   col_t = im2col_tile(x); out_t = W col_t (one GEMM, N = T);
+//              y[tile] = act(out_t + b)                   (bias and activation fused in the store)
+//   backward:  dz_t = dy[tile] * act'(y[tile]); db_g += rowsum(dz_t); col_t = im2col_tile(x);
+//              dW_g += dz_t col_t^T; dcol_t = W^T dz_t (into col_t's buffer); dx += col2im(dcol_t)
+//
+// Threads. Forward: the tiles are shared out dynamically over the pool; each worker has its own
+// column and output buffers, and every tile is computed the same way whichever worker takes it,
+// so y does not depend on the thread count at all. Backward: the batch is cut into G groups of
+// consecutive images (G = min(N, 16), fewer if the partial gradients would exceed
+// kPartialFloats), G depending only on N and the layer shape, never on the thread count. A group
+// is processed by one worker, tile after tile, accumulating into its own partial dW_g and db_g;
+// then dW += dW_0 + dW_1 + ... in group order. Groups own disjoint images, so the col2im adds
+// into dx never race. The gradients therefore do not depend on the thread count either (bitwise;
+// tests/test_conv2d.cpp checks 1 == 2 == 3 threads); they depend on N only through G, i.e. on the
+// order in which float partial sums are added (the same reassociation any batch split makes).
+//
+// Memory: work_ holds, per worker, a column buffer (CRS x ld) and an output / dz buffer (K x ld),
+// then the G partial gradients. It is resized on every call and reallocates only when a larger
+// batch, input or thread count arrives.
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "imgsim/error.hpp"
@@ -28,10 +51,26 @@
 #include "imgsim/nn/serialize.hpp"
 #include "kernels/im2col.hpp"
 #include "kernels/kernels.hpp"
+#include "kernels/thread_pool.hpp"
+#include "kernels/winograd.hpp"
 #include "nn/act.hpp"
+#include "nn/conv_algo.hpp"
 #include "nn/conv_geometry.hpp"
 
 namespace imgsim::nn {
+
+namespace detail {
+namespace {
+std::atomic<int> g_conv_algo{static_cast<int>(ConvAlgo::automatic)};
+}  // namespace
+void set_conv_algo(ConvAlgo a) {
+  g_conv_algo.store(static_cast<int>(a), std::memory_order_relaxed);
+}
+ConvAlgo conv_algo() {
+  return static_cast<ConvAlgo>(g_conv_algo.load(std::memory_order_relaxed));
+}
+}  // namespace detail
+
 namespace {
 
 constexpr int64_t kMaxFilters = int64_t{1} << 24;
@@ -152,84 +191,478 @@ kernels::Im2colGeometry lowering(const Shape& in, const Shape& out, Size2 kernel
   return g;
 }
 
-// A 1x1 kernel with stride 1 and no padding: im2col(x_n) is x_n itself.
-bool is_pointwise(const kernels::Im2colGeometry& g) {
-  return g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 &&
-         g.pad_top == 0 && g.pad_left == 0 && g.out_h == g.height && g.out_w == g.width;
+// A tile's column buffer and output buffer together, in floats (640 KiB: they stay in the 1 MiB
+// L2 of the machine in docs/benchmarks.md while the GEMM runs over them).
+constexpr int64_t kTileFloats = 160 * 1024;
+// Backward image groups and the most floats their partial gradients may take together.
+constexpr int64_t kMaxGroups = 16;
+constexpr int64_t kPartialFloats = int64_t{1} << 22;
+// dW of layers with at most this many weights per filter uses gemm_nt_small (kernels.hpp).
+constexpr int64_t kSmallCrs = 32;
+// Below this many flops per worker, fewer workers (waking one costs tens of microseconds).
+constexpr double kMinWorkerFlops = 4.0e6;
+
+int64_t round_up(int64_t a, int64_t m) {
+  return (a + m - 1) / m * m;
+}
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// Sizes of one forward or backward call on a batch of n.
+struct Plan {
+  int64_t crs = 0, k = 0, pq = 0, cols = 0;
+  int64_t tile_max = 0;  // widest tile (columns), a multiple of 16
+  int64_t ld = 0;        // row stride of the tile buffers
+  int64_t groups = 0;    // backward image groups
+  int64_t part = 0;      // floats per group: dW_g (K x CRS), then db_g (K), rounded up to 16
+  int64_t buf = 0;       // floats per worker: columns (CRS x ld), then output / dz (K x ld)
+};
+
+Plan make_plan(const kernels::Im2colGeometry& g, int64_t k, int64_t n) {
+  Plan p;
+  p.crs = g.channels * g.kernel_h * g.kernel_w;
+  p.k = k;
+  p.pq = g.out_h * g.out_w;
+  p.cols = n * p.pq;
+  // A multiple of 48 (the AVX-512 GEMM's sliver width; also a multiple of the AVX2 and portable
+  // ones), at least one sliver, no wider than the batch.
+  int64_t t = kTileFloats / (p.crs + k) / 48 * 48;
+  if (t < 48) t = 48;
+  p.tile_max = t < round_up(p.cols, 16) ? t : round_up(p.cols, 16);
+  // Rows a multiple of 64 floats apart would map a column sliver to a few L1 sets.
+  p.ld = p.tile_max % 64 == 0 ? p.tile_max + 16 : p.tile_max;
+  p.groups = n < kMaxGroups ? n : kMaxGroups;
+  p.part = round_up(k * p.crs + k, 16);
+  while (p.groups > 1 && p.groups * p.part > kPartialFloats) --p.groups;
+  p.buf = (p.crs + k) * p.ld;
+  return p;
+}
+
+// Workers worth waking for `tasks` tasks of `flops` in total.
+int64_t workers_for(int64_t tasks, double flops) {
+  int64_t w = num_threads();
+  if (w > tasks) w = tasks;
+  const auto by_work = static_cast<int64_t>(flops / kMinWorkerFlops);
+  if (w > by_work) w = by_work;
+  return w < 1 ? 1 : w;
+}
+
+// y[n, k, pq] = act(out[k * ld + j - j0] + b[k]) for the columns j in [j0, j1).
+void store_output(const float* out, int64_t ld, int64_t j0, int64_t j1, int64_t K, int64_t PQ,
+                  const float* bias, Activation a, float slope, float* y) {
+  for (int64_t j = j0; j < j1;) {
+    const int64_t n = j / PQ, pq0 = j % PQ;
+    const int64_t len = PQ - pq0 < j1 - j ? PQ - pq0 : j1 - j;
+    for (int64_t kk = 0; kk < K; ++kk) {
+      const float* __restrict s = out + kk * ld + (j - j0);
+      float* __restrict d = y + (n * K + kk) * PQ + pq0;
+      if (!bias) {
+        for (int64_t i = 0; i < len; ++i) d[i] = s[i];
+        detail::apply_activation(a, slope, d, len);
+        continue;
+      }
+      const float b = bias[kk];
+      if (a == Activation::relu) {
+        for (int64_t i = 0; i < len; ++i) {
+          const float v = s[i] + b;
+          d[i] = v > 0.0f ? v : 0.0f;
+        }
+      } else {
+        for (int64_t i = 0; i < len; ++i) d[i] = s[i] + b;
+        detail::apply_activation(a, slope, d, len);
+      }
+    }
+    j += len;
+  }
+}
+
+// dz[k * ld + j - j0] = dy[n, k, pq] * act'(y[n, k, pq]) for the columns j in [j0, j1).
+void load_dz(const float* dy, const float* y, int64_t j0, int64_t j1, int64_t K, int64_t PQ,
+             Activation a, float slope, float* dz, int64_t ld) {
+  for (int64_t j = j0; j < j1;) {
+    const int64_t n = j / PQ, pq0 = j % PQ;
+    const int64_t len = PQ - pq0 < j1 - j ? PQ - pq0 : j1 - j;
+    for (int64_t kk = 0; kk < K; ++kk) {
+      const int64_t at = (n * K + kk) * PQ + pq0;
+      detail::activation_backward(a, slope, y + at, dy + at, dz + kk * ld + (j - j0), len);
+    }
+    j += len;
+  }
+}
+
+// Sum of v[0..n) in double with 8 independent accumulators (so it vectorises and pipelines).
+double sum_row(const float* v, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) acc[l] += static_cast<double>(v[i + l]);
+  double tail = 0.0;
+  for (; i < n; ++i) tail += static_cast<double>(v[i]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+// --- Winograd F(2x2, 3x3) ----------------------------------------------------------------------
+//
+// For 3x3 kernels with stride 1 (kernels/winograd.hpp has the algebra). Per chunk of Tc 2x2
+// output tiles (a chunk may span images, like the im2col tiles):
+//   forward:   V = input transform of x; M[xi] = U[xi] V[xi] (16 GEMMs, K x Tc x C);
+//              y = act(output transform of M + b)
+//   backward:  weights: V as above, Z = gradient transform of dz = dy * act'(y);
+//              dU_g[xi] += Z[xi] V[xi]^T (16 GEMMs, K x C x Tc); db_g += row sums of Z[5]
+//              then dW += G^T (dU_0 + dU_1 + ...) G in group order
+//              data:    V' = input transform of dz padded by 2 - pad (over the dx tile grid),
+//              M'[xi] = U'[xi] V'[xi] with U' the rotated, transposed filters (C x K);
+//              dx (+)= output transform of M'
+// Threads and determinism as for im2col: chunks shared dynamically in forward; in backward, G
+// groups of images (fixed by N), each with its own dU_g, dx tiles of a group owned by it.
+//
+// Accuracy: every transform entry is a sum of +-1 and +-1/2 multiples of at most 9 inputs, so
+// the error is that of a C-term (K-term) dot product of the transformed values;
+// tests/test_kernels_conv.cpp bounds it by (2C + 64) u times the same sum in absolute values.
+
+// Floats of one chunk's buffers (V and M, or V and Z): 1.5 MiB, so that one xi's slices stay in
+// L2 while its GEMM runs.
+constexpr int64_t kWinoChunkFloats = 384 * 1024;
+
+bool winograd_shape(Size2 kernel, Size2 stride, int64_t c, int64_t k, int64_t q, bool backward) {
+  return kernel.h == 3 && kernel.w == 3 && stride.h == 1 && stride.w == 1 &&
+         c >= detail::kWinoMinChannels && k >= detail::kWinoMinChannels &&
+         q >= (backward ? detail::kWinoMinWidthBackward : detail::kWinoMinWidth);
+}
+
+// Activation code of the kernels (nn::Activation order).
+int act_code(Activation a) {
+  return static_cast<int>(a);
+}
+
+struct WinoPlan {
+  int64_t c = 0, k = 0;
+  int64_t chunk = 0, ld = 0;  // tiles per chunk (a multiple of 16), buffer row stride
+  int64_t buf = 0;            // floats per worker: 16 (C + K) ld
+  int64_t ufl = 0;            // floats of one transformed filter set: 16 K C, rounded up to 16
+  int64_t groups = 0, part = 0;
+};
+
+WinoPlan make_wino_plan(int64_t c, int64_t k, int64_t n, int64_t max_tiles) {
+  WinoPlan p;
+  p.c = c;
+  p.k = k;
+  int64_t t = kWinoChunkFloats / (16 * (c + k)) / 48 * 48;
+  if (t < 48) t = 48;
+  p.chunk = t < round_up(max_tiles, 16) ? t : round_up(max_tiles, 16);
+  p.ld = p.chunk % 64 == 0 ? p.chunk + 16 : p.chunk;
+  p.buf = 16 * (c + k) * p.ld;
+  p.ufl = round_up(16 * k * c, 16);
+  p.groups = n < kMaxGroups ? n : kMaxGroups;
+  p.part = round_up(16 * k * c + k, 16);
+  while (p.groups > 1 && p.groups * p.part > kPartialFloats) --p.groups;
+  return p;
+}
+
+// a (4 x 3 rows) = G g for one 3x3 g given by g(r, s), then u = a G^T (4 x 4), xi = 4i + j.
+template <class Get>
+void filter_transform(Get g, float* u, int64_t stride) {
+  float a[4][3];
+  for (int s = 0; s < 3; ++s) {
+    a[0][s] = g(0, s);
+    a[1][s] = 0.5f * ((g(0, s) + g(1, s)) + g(2, s));
+    a[2][s] = 0.5f * ((g(0, s) - g(1, s)) + g(2, s));
+    a[3][s] = g(2, s);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[(4 * i + 0) * stride] = a[i][0];
+    u[(4 * i + 1) * stride] = 0.5f * ((a[i][0] + a[i][1]) + a[i][2]);
+    u[(4 * i + 2) * stride] = 0.5f * ((a[i][0] - a[i][1]) + a[i][2]);
+    u[(4 * i + 3) * stride] = a[i][2];
+  }
+}
+
+// U[xi] (K x C) from W (K, C, 3, 3); with rotate, U'[xi] (C x K) from the filters rotated by 180
+// degrees (the backward-data convolution).
+void transform_filters(const float* w, int64_t K, int64_t C, bool rotate, float* u) {
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* g = w + (k * C + c) * 9;
+      if (rotate)
+        filter_transform([&](int r, int s) { return g[(2 - r) * 3 + (2 - s)]; }, u + c * K + k,
+                         K * C);
+      else
+        filter_transform([&](int r, int s) { return g[r * 3 + s]; }, u + k * C + c, K * C);
+    }
+}
+
+// dW (K, C, 3, 3) += G^T dU G, dU[xi] (K x C).
+void add_filter_gradient(const float* du, int64_t K, int64_t C, float* dw) {
+  const int64_t kc = K * C;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* d = du + k * C + c;
+      float t[3][4];  // G^T dU (3 x 4)
+      for (int j = 0; j < 4; ++j) {
+        const float d0 = d[(0 + j) * kc], d1 = d[(4 + j) * kc], d2 = d[(8 + j) * kc],
+                    d3 = d[(12 + j) * kc];
+        t[0][j] = d0 + 0.5f * (d1 + d2);
+        t[1][j] = 0.5f * (d1 - d2);
+        t[2][j] = 0.5f * (d1 + d2) + d3;
+      }
+      float* o = dw + (k * C + c) * 9;
+      for (int r = 0; r < 3; ++r) {  // (G^T dU) G
+        o[r * 3 + 0] += t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+        o[r * 3 + 1] += 0.5f * (t[r][1] - t[r][2]);
+        o[r * 3 + 2] += 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+      }
+    }
+}
+
+struct WinoLayer {
+  kernels::WinoGeometry in;     // x: C x H x W, pads, output P x Q
+  kernels::WinoGeometry out;    // y / dz: K channels, P x Q
+  kernels::WinoGeometry dgrad;  // dz as input: K x P x Q, pads 2 - p, output H x W
+  kernels::WinoGeometry dx;     // dx: C channels, H x W
+};
+
+WinoLayer wino_layer(const kernels::Im2colGeometry& g, int64_t k) {
+  WinoLayer w;
+  w.in = {g.channels, g.height, g.width, g.pad_top, g.pad_left, g.out_h, g.out_w};
+  w.out = {k, g.out_h, g.out_w, 0, 0, g.out_h, g.out_w};
+  w.dgrad = {k, g.out_h, g.out_w, 2 - g.pad_top, 2 - g.pad_left, g.height, g.width};
+  w.dx = {g.channels, g.height, g.width, 0, 0, g.height, g.width};
+  return w;
+}
+
+void wino_forward(const kernels::Im2colGeometry& g, int64_t K, const Tensor& x, Tensor& y,
+                  const float* w, const float* b, Activation act, float slope, Tensor& work) {
+  const int64_t n = x.dim(0), C = g.channels;
+  const WinoLayer wl = wino_layer(g, K);
+  const int64_t tiles = n * wl.out.tiles_h() * wl.out.tiles_w();
+  const WinoPlan pl = make_wino_plan(C, K, n, tiles);
+  const int64_t chunks = ceil_div(tiles, pl.chunk);
+  const int64_t chunk = round_up(ceil_div(tiles, chunks), 16);  // equal chunks
+  const int64_t nchunks = ceil_div(tiles, chunk);
+  const int64_t workers = workers_for(nchunks, 2.0 * double(K) * double(C) * 16.0 * double(tiles));
+  work.resize(Shape{pl.ufl + workers * pl.buf});
+  float* u = work.data();
+  transform_filters(w, K, C, false, u);
+  const kernels::KernelTable& kt = kernels::table();
+  // tanh / sigmoid are applied afterwards (the output kernel fuses linear, relu, leaky_relu).
+  const bool fused =
+      act == Activation::linear || act == Activation::relu || act == Activation::leaky_relu;
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* v = work.data() + pl.ufl + wk * pl.buf;
+    float* m = v + 16 * C * pl.ld;
+    for (int64_t ci; (ci = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
+      const int64_t t0 = ci * chunk, t1 = t0 + chunk < tiles ? t0 + chunk : tiles;
+      kt.wino_input(wl.in, x.data(), nullptr, 0, 0.0f, t0, t1, v, pl.ld);
+      for (int xi = 0; xi < 16; ++xi)
+        kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * C * pl.ld, pl.ld,
+                 0.0f, m + xi * K * pl.ld, pl.ld);
+      kt.wino_output(wl.out, m, pl.ld, t0, t1, b, fused ? act_code(act) : 0, slope, false,
+                     y.data());
+    }
+  });
+  if (!fused) {
+    const int64_t total = y.numel(), part = int64_t{1} << 16;
+    kernels::parallel_for(ceil_div(total, part), [&](int64_t i) {
+      const int64_t a = i * part;
+      detail::apply_activation(act, slope, y.data() + a, total - a < part ? total - a : part);
+    });
+  }
+}
+
+void wino_backward(const kernels::Im2colGeometry& g, int64_t K, const Tensor& x, const Tensor& y,
+                   const Tensor& dy, Tensor* dx, bool weights, bool overwrite, const float* w,
+                   bool use_bias, Activation act, float slope, float* dw, float* db, Tensor& work) {
+  const int64_t n = x.dim(0), C = g.channels;
+  const WinoLayer wl = wino_layer(g, K);
+  const int64_t tt_out = wl.out.tiles_h() * wl.out.tiles_w();  // dz tiles per image
+  const int64_t tt_dx = wl.dx.tiles_h() * wl.dx.tiles_w();     // dx tiles per image
+  const int64_t per_group = ceil_div(n, n < kMaxGroups ? n : kMaxGroups);
+  const WinoPlan pl = make_wino_plan(C, K, n, per_group * (tt_out > tt_dx ? tt_out : tt_dx));
+  const double flops = 2.0 * double(K) * double(C) * 16.0 *
+                       ((weights ? double(n * tt_out) : 0.0) + (dx ? double(n * tt_dx) : 0.0));
+  const int64_t workers = workers_for(pl.groups, flops);
+  work.resize(Shape{pl.ufl + workers * pl.buf + pl.groups * pl.part});
+  float* ut = work.data();  // U' (dx) filters
+  float* parts = work.data() + pl.ufl + workers * pl.buf;
+  if (dx) transform_filters(w, K, C, true, ut);
+  const kernels::KernelTable& kt = kernels::table();
+  const int ac = act_code(act);
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* v = work.data() + pl.ufl + wk * pl.buf;
+    for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
+      const int64_t n0 = gi * n / pl.groups, n1 = (gi + 1) * n / pl.groups;
+      if (weights) {
+        float* du = parts + gi * pl.part;
+        float* dbg = du + 16 * K * C;
+        for (int64_t kk = 0; kk < K; ++kk) dbg[kk] = 0.0f;
+        float* z = v + 16 * C * pl.ld;
+        const int64_t c0 = n0 * tt_out, c1 = n1 * tt_out;
+        const int64_t chunk = round_up(ceil_div(c1 - c0, ceil_div(c1 - c0, pl.chunk)), 16);
+        for (int64_t t0 = c0; t0 < c1; t0 += chunk) {
+          const int64_t t1 = t0 + chunk < c1 ? t0 + chunk : c1, nt = t1 - t0;
+          kt.wino_input(wl.in, x.data(), nullptr, 0, 0.0f, t0, t1, v, pl.ld);
+          kt.wino_grad(wl.out, dy.data(), y.data(), ac, slope, t0, t1, z, pl.ld);
+          if (use_bias)  // Z[5] holds each tile's sum of dz
+            for (int64_t kk = 0; kk < K; ++kk)
+              dbg[kk] += static_cast<float>(sum_row(z + (5 * K + kk) * pl.ld, nt));
+          for (int xi = 0; xi < 16; ++xi)
+            kt.sgemm(false, true, K, C, nt, 1.0f, z + xi * K * pl.ld, pl.ld, v + xi * C * pl.ld,
+                     pl.ld, t0 == c0 ? 0.0f : 1.0f, du + xi * K * C, C);
+        }
+      }
+      if (dx) {
+        float* m = v + 16 * K * pl.ld;
+        const int64_t c0 = n0 * tt_dx, c1 = n1 * tt_dx;
+        const int64_t chunk = round_up(ceil_div(c1 - c0, ceil_div(c1 - c0, pl.chunk)), 16);
+        for (int64_t t0 = c0; t0 < c1; t0 += chunk) {
+          const int64_t t1 = t0 + chunk < c1 ? t0 + chunk : c1, nt = t1 - t0;
+          kt.wino_input(wl.dgrad, dy.data(), y.data(), ac, slope, t0, t1, v, pl.ld);
+          for (int xi = 0; xi < 16; ++xi)
+            kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * K * pl.ld, pl.ld,
+                     0.0f, m + xi * C * pl.ld, pl.ld);
+          kt.wino_output(wl.dx, m, pl.ld, t0, t1, nullptr, 0, 0.0f, !overwrite, dx->data());
+        }
+      }
+    }
+  });
+  if (!weights) return;
+  // dU = dU_0 + dU_1 + ... in group order, then dW += G^T dU G.
+  float* du0 = parts;
+  for (int64_t gi = 1; gi < pl.groups; ++gi) {
+    const float* __restrict p = parts + gi * pl.part;
+    for (int64_t i = 0; i < 16 * K * C; ++i) du0[i] += p[i];
+  }
+  add_filter_gradient(du0, K, C, dw);
+  if (use_bias)
+    for (int64_t gi = 0; gi < pl.groups; ++gi)
+      for (int64_t kk = 0; kk < K; ++kk) db[kk] += parts[gi * pl.part + 16 * K * C + kk];
+}
+
+bool use_winograd(Size2 kernel, Size2 stride, const kernels::Im2colGeometry& g, int64_t k,
+                  bool backward) {
+  const detail::ConvAlgo a = detail::conv_algo();
+  if (a == detail::ConvAlgo::im2col) return false;
+  if (a == detail::ConvAlgo::winograd)
+    return kernel.h == 3 && kernel.w == 3 && stride.h == 1 && stride.w == 1;
+  return winograd_shape(kernel, stride, g.channels, k, g.out_w, backward);
 }
 
 }  // namespace
 
 void Conv2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
-  const int64_t n = x.dim(0), k = filters_;
-  const int64_t chw = g.channels * g.height * g.width;
-  const int64_t crs = g.channels * g.kernel_h * g.kernel_w, pq = g.out_h * g.out_w;
-  const bool direct = is_pointwise(g);
-  work_.resize(Shape{crs * pq + k * pq});  // reallocates only for a larger input size
-  float* col = work_.data();
-  for (int64_t i = 0; i < n; ++i) {
-    const float* xn = x.data() + i * chw;
-    float* yn = y.data() + i * k * pq;
-    const float* cn = xn;
-    if (!direct) {
-      kernels::ref::im2col(g, xn, col);
-      cn = col;
-    }
-    kernels::sgemm(false, false, k, pq, crs, 1.0f, weight_.data(), crs, cn, pq, 0.0f, yn, pq);
-    if (opt_.use_bias) {
-      for (int64_t j = 0; j < k; ++j) {
-        const float b = bias_[j];
-        float* row = yn + j * pq;
-        for (int64_t t = 0; t < pq; ++t) row[t] += b;
-      }
-    }
+  const int64_t n = x.dim(0);
+  if (n == 0) return;
+  if (use_winograd(kernel_, opt_.stride, g, filters_, false)) {
+    wino_forward(g, filters_, x, y, weight_.data(), opt_.use_bias ? bias_.data() : nullptr,
+                 opt_.activation, opt_.leaky_slope, work_);
+    return;
   }
-  detail::apply_activation(opt_.activation, opt_.leaky_slope, y.data(), n * k * pq);
+  const Plan pl = make_plan(g, filters_, n);
+  const int64_t ntiles = ceil_div(pl.cols, pl.tile_max);
+  // Equal tiles, each a multiple of 48 columns (the last one shorter).
+  const int64_t tile = round_up(ceil_div(pl.cols, ntiles), 48);
+  const int64_t tiles = ceil_div(pl.cols, tile);
+  const int64_t workers = workers_for(tiles, 2.0 * double(pl.k) * double(pl.crs) * double(pl.cols));
+  work_.resize(Shape{workers * pl.buf});  // reallocates only for a larger batch / thread count
+  const kernels::KernelTable& kt = kernels::table();
+  const float* w = weight_.data();
+  const float* b = opt_.use_bias ? bias_.data() : nullptr;
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* col = work_.data() + wk * pl.buf;
+    float* out = col + pl.crs * pl.ld;
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tiles;) {
+      const int64_t j0 = t * tile, j1 = j0 + tile < pl.cols ? j0 + tile : pl.cols;
+      kt.im2col_tile(g, x.data(), j0, j1, col, pl.ld);
+      kt.sgemm(false, false, pl.k, j1 - j0, pl.crs, 1.0f, w, pl.crs, col, pl.ld, 0.0f, out, pl.ld);
+      store_output(out, pl.ld, j0, j1, pl.k, pl.pq, b, opt_.activation, opt_.leaky_slope, y.data());
+    }
+  });
 }
 
 void Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {
+  backward_parts(x, y, dy, dx, true, false);
+}
+
+// Each group clears its own images of dx just before adding into them, so the cleared lines are
+// still in cache when col2im adds to them (instead of a separate pass over dx in memory).
+void Conv2D::backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  backward_parts(x, y, dy, &dx, true, true);
+}
+
+void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                            bool weights, bool overwrite) {
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
-  const int64_t n = x.dim(0), k = filters_;
-  const int64_t chw = g.channels * g.height * g.width;
-  const int64_t crs = g.channels * g.kernel_h * g.kernel_w, pq = g.out_h * g.out_w;
-  const bool direct = is_pointwise(g);
-  work_.resize(Shape{crs * pq + k * pq});  // same size as in forward: no allocation
-  float* col = work_.data();
-  float* dzbuf = col + crs * pq;
-  for (int64_t i = 0; i < n; ++i) {
-    const float* xn = x.data() + i * chw;
-    const float* dz = dy.data() + i * k * pq;
-    if (opt_.activation != Activation::linear) {
-      detail::activation_backward(opt_.activation, opt_.leaky_slope, y.data() + i * k * pq, dz,
-                                  dzbuf, k * pq);
-      dz = dzbuf;
-    }
-    const float* cn = xn;
-    if (!direct) {
-      kernels::ref::im2col(g, xn, col);
-      cn = col;
-    }
-    // dW (K x CRS) += dz_n (K x PQ) * col_n^T (PQ x CRS)
-    kernels::sgemm(false, true, k, crs, pq, 1.0f, dz, pq, cn, pq, 1.0f, dweight_.data(), crs);
-    if (opt_.use_bias) {
-      for (int64_t j = 0; j < k; ++j) {
-        const float* row = dz + j * pq;
-        double sum = 0.0;
-        for (int64_t t = 0; t < pq; ++t) sum += row[t];
-        dbias_[j] += static_cast<float>(sum);
+  const int64_t n = x.dim(0);
+  if (n == 0 || (!weights && !dx)) return;
+  if (use_winograd(kernel_, opt_.stride, g, filters_, true)) {
+    wino_backward(g, filters_, x, y, dy, dx, weights, overwrite, weight_.data(), opt_.use_bias,
+                  opt_.activation, opt_.leaky_slope, dweight_.data(),
+                  opt_.use_bias ? dbias_.data() : nullptr, work_);
+    return;
+  }
+  const Plan pl = make_plan(g, filters_, n);
+  const double flops =
+      ((dx ? 2.0 : 0.0) + (weights ? 2.0 : 0.0)) * double(pl.k) * double(pl.crs) * double(pl.cols);
+  const int64_t workers = workers_for(pl.groups, flops);
+  work_.resize(Shape{workers * pl.buf + pl.groups * pl.part});
+  float* parts = work_.data() + workers * pl.buf;
+  const kernels::KernelTable& kt = kernels::table();
+  const float* w = weight_.data();
+  const int64_t K = pl.k, CRS = pl.crs;
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* col = work_.data() + wk * pl.buf;
+    float* dz = col + CRS * pl.ld;
+    for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
+      float* dwg = parts + gi * pl.part;
+      float* dbg = dwg + K * CRS;
+      for (int64_t kk = 0; kk < K; ++kk) dbg[kk] = 0.0f;
+      // Images [n0, n1): columns [c0, c1) in equal tiles, each a multiple of 16 columns.
+      const int64_t n0 = gi * n / pl.groups, n1 = (gi + 1) * n / pl.groups;
+      const int64_t c0 = n0 * pl.pq, c1 = n1 * pl.pq;
+      if (dx && overwrite) {
+        const int64_t chw = g.channels * g.height * g.width;
+        std::fill(dx->data() + n0 * chw, dx->data() + n1 * chw, 0.0f);
+      }
+      const int64_t tile = round_up(ceil_div(c1 - c0, ceil_div(c1 - c0, pl.tile_max)), 16);
+      for (int64_t j0 = c0; j0 < c1; j0 += tile) {
+        const int64_t j1 = j0 + tile < c1 ? j0 + tile : c1, nt = j1 - j0;
+        load_dz(dy.data(), y.data(), j0, j1, K, pl.pq, opt_.activation, opt_.leaky_slope, dz,
+                pl.ld);
+        if (weights) {
+          if (opt_.use_bias)
+            for (int64_t kk = 0; kk < K; ++kk)
+              dbg[kk] += static_cast<float>(sum_row(dz + kk * pl.ld, nt));
+          kt.im2col_tile(g, x.data(), j0, j1, col, pl.ld);
+          // dW_g (K x CRS) (+)= dz_t (K x nt) * col_t^T (nt x CRS); a first layer's CRS (27, 9)
+          // is too small for the blocked GEMM's packing to pay.
+          const float beta = j0 == c0 ? 0.0f : 1.0f;
+          if (CRS <= kSmallCrs)
+            kt.gemm_nt_small(K, CRS, nt, dz, pl.ld, col, pl.ld, beta, dwg, CRS);
+          else
+            kt.sgemm(false, true, K, CRS, nt, 1.0f, dz, pl.ld, col, pl.ld, beta, dwg, CRS);
+        }
+        if (dx) {
+          // dcol_t (CRS x nt) = W^T (CRS x K) * dz_t (K x nt), then scattered into dx.
+          kt.sgemm(true, false, CRS, nt, K, 1.0f, w, CRS, dz, pl.ld, 0.0f, col, pl.ld);
+          kt.col2im_tile_add(g, col, pl.ld, j0, j1, dx->data());
+        }
       }
     }
-    if (dx) {
-      float* dxn = dx->data() + i * chw;
-      // dcol (CRS x PQ) = W^T (CRS x K) * dz_n (K x PQ); with a pointwise kernel dcol is dx_n.
-      if (direct) {
-        kernels::sgemm(true, false, crs, pq, k, 1.0f, weight_.data(), crs, dz, pq, 1.0f, dxn, pq);
-      } else {
-        kernels::sgemm(true, false, crs, pq, k, 1.0f, weight_.data(), crs, dz, pq, 0.0f, col, pq);
-        kernels::ref::col2im_add(g, col, dxn);
-      }
-    }
+  });
+  if (!weights) return;
+  // dW += dW_0 + dW_1 + ... in group order (the same order for any thread count).
+  float* dw = dweight_.data();
+  for (int64_t gi = 0; gi < pl.groups; ++gi) {
+    const float* __restrict pgi = parts + gi * pl.part;
+    for (int64_t i = 0; i < K * CRS; ++i) dw[i] += pgi[i];
+    if (opt_.use_bias)
+      for (int64_t kk = 0; kk < K; ++kk) dbias_[kk] += pgi[K * CRS + kk];
   }
 }
 

@@ -19,7 +19,8 @@
 namespace imgsim::nn {
 
 Dense::Dense(int64_t units, DenseOptions opt) : units_(units), opt_(opt) {
-  if (units <= 0) throw InvalidArgument("Dense: units must be positive, got " + std::to_string(units));
+  if (units <= 0)
+    throw InvalidArgument("Dense: units must be positive, got " + std::to_string(units));
   declared_input_ = opt.input_shape;
 }
 
@@ -72,12 +73,21 @@ void Dense::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
 }
 
 void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {
+  backward_impl(x, y, dy, dx, 1.0f);
+}
+
+void Dense::backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  backward_impl(x, y, dy, &dx, 0.0f);  // beta = 0: dx is written, its contents ignored
+}
+
+void Dense::backward_impl(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx,
+                          float dx_beta) {
   const int64_t n = x.dim(0), d = in_shape_[0], u = units_;
   const float* dz = dy.data();
   if (opt_.activation != Activation::linear) {
     dz_.resize(Shape{n, u});
-    detail::activation_backward(opt_.activation, opt_.leaky_slope, y.data(), dy.data(),
-                                dz_.data(), n * u);
+    detail::activation_backward(opt_.activation, opt_.leaky_slope, y.data(), dy.data(), dz_.data(),
+                                n * u);
     dz = dz_.data();
   }
   kernels::sgemm(true, false, u, d, n, 1.0f, dz, u, x.data(), d, 1.0f, dweight_.data(), d);
@@ -85,7 +95,8 @@ void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor*
     for (int64_t r = 0; r < n; ++r)
       for (int64_t j = 0; j < u; ++j) dbias_[j] += dz[r * u + j];
   }
-  if (dx) kernels::sgemm(false, false, n, d, u, 1.0f, dz, u, weight_.data(), d, 1.0f, dx->data(), d);
+  if (dx)
+    kernels::sgemm(false, false, n, d, u, 1.0f, dz, u, weight_.data(), d, dx_beta, dx->data(), d);
 }
 
 void Dense::save_config(ByteWriter& w) const {
@@ -96,7 +107,8 @@ void Dense::save_config(ByteWriter& w) const {
 }
 
 void Dense::load_config(ByteReader& r, uint32_t version) {
-  if (version != 1) r.fail("dense layer record version " + std::to_string(version) + ", expected 1");
+  if (version != 1)
+    r.fail("dense layer record version " + std::to_string(version) + ", expected 1");
   units_ = r.i64("dense.units");
   uint32_t act = r.u32("dense.activation");
   if (act > static_cast<uint32_t>(Activation::sigmoid))

@@ -40,6 +40,11 @@ void Flatten::backward(const Tensor& /*x*/, const Tensor& /*y*/, const Tensor& d
   for (int64_t i = 0; i < dy.numel(); ++i) d[i] += g[i];
 }
 
+void Flatten::backward_into(const Tensor& /*x*/, const Tensor& /*y*/, const Tensor& dy,
+                            Tensor& dx) {
+  std::copy(dy.data(), dy.data() + dy.numel(), dx.data());
+}
+
 void Flatten::save_config(ByteWriter& /*w*/) const {}
 
 void Flatten::load_config(ByteReader& r, uint32_t version) {

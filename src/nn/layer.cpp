@@ -18,11 +18,16 @@ Activation activation_from_string(const std::string& name) {
 
 const char* to_string(Activation a) {
   switch (a) {
-    case Activation::linear: return "linear";
-    case Activation::relu: return "relu";
-    case Activation::leaky_relu: return "leaky_relu";
-    case Activation::tanh: return "tanh";
-    case Activation::sigmoid: return "sigmoid";
+    case Activation::linear:
+      return "linear";
+    case Activation::relu:
+      return "relu";
+    case Activation::leaky_relu:
+      return "leaky_relu";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::sigmoid:
+      return "sigmoid";
   }
   return "?";
 }
@@ -32,6 +37,11 @@ Padding padding_from_string(const std::string& name) {
   if (name == "same") return Padding::same;
   if (name == "explicit") return Padding::explicit_;
   throw InvalidArgument("unknown padding '" + name + "' (expected valid, same or explicit)");
+}
+
+void Layer::backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  dx.zero();
+  backward(x, y, dy, &dx);
 }
 
 int64_t Layer::num_params() {

@@ -16,6 +16,12 @@
 // The argmax is stored as the flat offset i*W + j within the channel plane, in a vector grown
 // only when a larger batch or image arrives. It is recorded in both phases (so backward works
 // after any forward); the cost is one int32 per output.
+//
+// Speed: the common 2x2 window with stride 2 and no top/left padding has its own kernel
+// (kernels.hpp: maxpool2x2, SIMD per ISA with compares and blends): the branchy loop over the
+// window mispredicts on about every other element of real data. Planes are shared out over the
+// thread pool in chunks when there is enough work; each plane is computed the same way by any
+// thread.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -24,6 +30,9 @@
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/serialize.hpp"
+#include "imgsim/runtime/cpu.hpp"
+#include "kernels/kernels.hpp"
+#include "kernels/thread_pool.hpp"
 #include "nn/conv_geometry.hpp"
 
 namespace imgsim::nn {
@@ -82,6 +91,30 @@ Shape MaxPool2D::build(const Shape& in) {
   return finish_build(in, Shape{in[0], gh.out, gw.out});
 }
 
+namespace {
+
+// Outputs per parallel chunk of planes; below twice this, one thread does everything.
+constexpr int64_t kChunkOutputs = 64 * 1024;
+
+// Runs fn(first_plane, end_plane) over [0, planes), in parallel chunks when there is enough work.
+template <class F>
+void for_planes(int64_t planes, int64_t outputs_per_plane, F&& fn) {
+  const int64_t total = planes * outputs_per_plane;
+  if (total < 2 * kChunkOutputs || num_threads() == 1) {
+    fn(int64_t{0}, planes);
+    return;
+  }
+  int64_t per = kChunkOutputs / (outputs_per_plane > 0 ? outputs_per_plane : 1);
+  if (per < 1) per = 1;
+  const int64_t chunks = (planes + per - 1) / per;
+  kernels::parallel_for(chunks, [&](int64_t i) {
+    const int64_t p0 = i * per, p1 = p0 + per < planes ? p0 + per : planes;
+    fn(p0, p1);
+  });
+}
+
+}  // namespace
+
 void MaxPool2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   const int64_t planes = x.dim(0) * in_shape_[0];
   const int64_t h = in_shape_[1], w = in_shape_[2];
@@ -89,49 +122,72 @@ void MaxPool2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   const int64_t sh = opt_.stride.h, sw = opt_.stride.w;
   const auto need = static_cast<std::size_t>(planes * p_out * q_out);
   if (argmax_.size() < need) argmax_.resize(need);  // grows only for a larger batch or image
-  for (int64_t plane = 0; plane < planes; ++plane) {
-    const float* xp = x.data() + plane * h * w;
-    float* yp = y.data() + plane * p_out * q_out;
-    int32_t* ap = argmax_.data() + plane * p_out * q_out;
-    for (int64_t p = 0; p < p_out; ++p) {
-      const int64_t h0 = p * sh - pt_;
-      const int64_t i_begin = std::max<int64_t>(h0, 0), i_end = std::min(h0 + pool_.h, h);
-      for (int64_t q = 0; q < q_out; ++q) {
-        const int64_t w0 = q * sw - pl_;
-        const int64_t j_begin = std::max<int64_t>(w0, 0), j_end = std::min(w0 + pool_.w, w);
-        int64_t best_at = -1;
-        float best = -std::numeric_limits<float>::infinity();
-        for (int64_t i = i_begin; i < i_end; ++i) {
-          const float* row = xp + i * w;
-          for (int64_t j = j_begin; j < j_end; ++j) {
-            // Strict '>': a later equal value does not replace the first maximum.
-            if (best_at < 0 || row[j] > best) {
-              best = row[j];
-              best_at = i * w + j;
+  const bool fast = pool_.h == 2 && pool_.w == 2 && sh == 2 && sw == 2 && pt_ == 0 && pl_ == 0 &&
+                    2 * p_out <= h && 2 * q_out <= w;
+  const kernels::MaxPool2x2Fn pool2x2 = kernels::table().maxpool2x2;
+  for_planes(planes, p_out * q_out, [&](int64_t first, int64_t end) {
+    for (int64_t plane = first; plane < end; ++plane) {
+      const float* xp = x.data() + plane * h * w;
+      float* yp = y.data() + plane * p_out * q_out;
+      int32_t* ap = argmax_.data() + plane * p_out * q_out;
+      if (fast) {
+        pool2x2(xp, w, p_out, q_out, yp, ap);
+        continue;
+      }
+      for (int64_t p = 0; p < p_out; ++p) {
+        const int64_t h0 = p * sh - pt_;
+        const int64_t i_begin = std::max<int64_t>(h0, 0), i_end = std::min(h0 + pool_.h, h);
+        for (int64_t q = 0; q < q_out; ++q) {
+          const int64_t w0 = q * sw - pl_;
+          const int64_t j_begin = std::max<int64_t>(w0, 0), j_end = std::min(w0 + pool_.w, w);
+          int64_t best_at = -1;
+          float best = -std::numeric_limits<float>::infinity();
+          for (int64_t i = i_begin; i < i_end; ++i) {
+            const float* row = xp + i * w;
+            for (int64_t j = j_begin; j < j_end; ++j) {
+              // Strict '>': a later equal value does not replace the first maximum.
+              if (best_at < 0 || row[j] > best) {
+                best = row[j];
+                best_at = i * w + j;
+              }
             }
           }
+          yp[p * q_out + q] = best;
+          ap[p * q_out + q] = static_cast<int32_t>(best_at);
         }
-        yp[p * q_out + q] = best;
-        ap[p * q_out + q] = static_cast<int32_t>(best_at);
       }
     }
-  }
+  });
 }
 
-void MaxPool2D::backward(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor* dx) {
-  if (!dx) return;
+void MaxPool2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) {
+  if (dx) scatter(x, y, dy, *dx, false);
+}
+
+// Each plane is cleared just before its gradients are scattered into it, while it is in cache.
+void MaxPool2D::backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) {
+  scatter(x, y, dy, dx, true);
+}
+
+void MaxPool2D::scatter(const Tensor& x, const Tensor& /*y*/, const Tensor& dy, Tensor& dxt,
+                        bool overwrite) {
+  Tensor* dx = &dxt;
   const int64_t planes = x.dim(0) * in_shape_[0];
   const int64_t hw = in_shape_[1] * in_shape_[2];
   const int64_t pq = out_shape_[1] * out_shape_[2];
   if (argmax_.size() < static_cast<std::size_t>(planes * pq))
     throw StateError(who(name) + ": backward called without a forward pass for this batch");
-  for (int64_t plane = 0; plane < planes; ++plane) {
-    const float* dyp = dy.data() + plane * pq;
-    const int32_t* ap = argmax_.data() + plane * pq;
-    float* dxp = dx->data() + plane * hw;
-    for (int64_t t = 0; t < pq; ++t)
-      if (ap[t] >= 0) dxp[ap[t]] += dyp[t];
-  }
+  // Planes are disjoint, so chunks of planes can be done by different threads.
+  for_planes(planes, pq, [&](int64_t first, int64_t end) {
+    for (int64_t plane = first; plane < end; ++plane) {
+      const float* dyp = dy.data() + plane * pq;
+      const int32_t* ap = argmax_.data() + plane * pq;
+      float* dxp = dx->data() + plane * hw;
+      if (overwrite) std::fill(dxp, dxp + hw, 0.0f);
+      for (int64_t t = 0; t < pq; ++t)
+        if (ap[t] >= 0) dxp[ap[t]] += dyp[t];
+    }
+  });
 }
 
 void MaxPool2D::save_config(ByteWriter& w) const {

@@ -15,7 +15,7 @@ struct Sequential::Impl {
   Shape input;
   uint64_t seed = 42;
   std::vector<Tensor> acts;   // acts[i]: output of layer i (training forward)
-  std::vector<Tensor> grads;  // grads[i]: dL/d acts[i]
+  std::vector<Tensor> grads;  // two buffers: dL/d acts[i] lives in grads[i % 2] (backward)
   Tensor pingpong[2];         // inference buffers
   Tensor dout;                // dL/d output
   Tensor bx, by;              // training batch

@@ -18,12 +18,24 @@ void ByteWriter::bytes(const void* p, std::size_t n) {
   const auto* b = static_cast<const uint8_t*>(p);
   buf_.insert(buf_.end(), b, b + n);
 }
-void ByteWriter::u8(uint8_t v) { buf_.push_back(v); }
-void ByteWriter::u32(uint32_t v) { bytes(&v, 4); }  // x86-64 is little-endian
-void ByteWriter::u64(uint64_t v) { bytes(&v, 8); }
-void ByteWriter::i64(int64_t v) { bytes(&v, 8); }
-void ByteWriter::f32(float v) { bytes(&v, 4); }
-void ByteWriter::f64(double v) { bytes(&v, 8); }
+void ByteWriter::u8(uint8_t v) {
+  buf_.push_back(v);
+}
+void ByteWriter::u32(uint32_t v) {
+  bytes(&v, 4);
+}  // x86-64 is little-endian
+void ByteWriter::u64(uint64_t v) {
+  bytes(&v, 8);
+}
+void ByteWriter::i64(int64_t v) {
+  bytes(&v, 8);
+}
+void ByteWriter::f32(float v) {
+  bytes(&v, 4);
+}
+void ByteWriter::f64(double v) {
+  bytes(&v, 8);
+}
 void ByteWriter::str(const std::string& s) {
   u32(static_cast<uint32_t>(s.size()));
   bytes(s.data(), s.size());
@@ -40,7 +52,9 @@ void ByteWriter::tensor(const Tensor& t) {
 ByteReader::ByteReader(const uint8_t* data, std::size_t size, std::string what)
     : data_(data), size_(size), what_(std::move(what)) {}
 
-void ByteReader::fail(const std::string& msg) const { throw FormatError(what_ + ": " + msg); }
+void ByteReader::fail(const std::string& msg) const {
+  throw FormatError(what_ + ": " + msg);
+}
 
 void ByteReader::need(std::size_t n, const char* field) {
   if (n > size_ - pos_)
@@ -97,18 +111,33 @@ Shape ByteReader::shape(const char* f) {
          std::to_string(Shape::kMaxRank));
   Shape s;
   switch (rank) {
-    case 0: s = Shape{}; break;
-    case 1: s = Shape{0}; break;
-    case 2: s = Shape{0, 0}; break;
-    case 3: s = Shape{0, 0, 0}; break;
-    case 4: s = Shape{0, 0, 0, 0}; break;
-    case 5: s = Shape{0, 0, 0, 0, 0}; break;
-    default: s = Shape{0, 0, 0, 0, 0, 0}; break;
+    case 0:
+      s = Shape{};
+      break;
+    case 1:
+      s = Shape{0};
+      break;
+    case 2:
+      s = Shape{0, 0};
+      break;
+    case 3:
+      s = Shape{0, 0, 0};
+      break;
+    case 4:
+      s = Shape{0, 0, 0, 0};
+      break;
+    case 5:
+      s = Shape{0, 0, 0, 0, 0};
+      break;
+    default:
+      s = Shape{0, 0, 0, 0, 0, 0};
+      break;
   }
   int64_t total = 1;
   for (uint32_t i = 0; i < rank; ++i) {
     int64_t d = i64(f);
-    if (d < 0 || d > (int64_t{1} << 32)) fail(std::string(f) + ": dimension " + std::to_string(d) + " out of range");
+    if (d < 0 || d > (int64_t{1} << 32))
+      fail(std::string(f) + ": dimension " + std::to_string(d) + " out of range");
     total *= d;
     if (total > (int64_t{1} << 34)) fail(std::string(f) + ": shape too large");
     s[static_cast<int>(i)] = d;

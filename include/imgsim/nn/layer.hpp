@@ -9,6 +9,7 @@
 //  * backward(x, y, dy, dx): x and y are the tensors of the last forward call. It ADDS dL/dx into
 //    *dx (skipped when dx is null, e.g. for the first layer) and ADDS dL/dparam into each
 //    parameter's grad. The generic gradient checker (tests/gradcheck.hpp) checks both rules.
+//    backward_into(x, y, dy, dx) is the same with *dx overwritten instead of added to.
 #pragma once
 
 #include <cstdint>
@@ -35,10 +36,10 @@ const char* to_string(Activation a);
 
 // A trainable tensor and its gradient, owned by a layer.
 struct Param {
-  std::string name;     // "weight", "bias", "gamma", ...
-  Tensor* value;        // never null
-  Tensor* grad;         // same shape as value
-  bool decay = true;    // whether weight decay applies (false for biases and norm parameters)
+  std::string name;   // "weight", "bias", "gamma", ...
+  Tensor* value;      // never null
+  Tensor* grad;       // same shape as value
+  bool decay = true;  // whether weight decay applies (false for biases and norm parameters)
 };
 
 class Layer {
@@ -60,6 +61,12 @@ class Layer {
   virtual Shape build(const Shape& in) = 0;
   virtual void forward(const Tensor& x, Tensor& y, Phase phase) = 0;
   virtual void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) = 0;
+  // backward() that OVERWRITES *dx (never null here) instead of adding to it: its previous
+  // contents are ignored. Parameter gradients are still added to. Sequential uses it for the
+  // gradient buffers it owns, which saves clearing them first (on the 224x224 model that is a
+  // pass over hundreds of MB per step). The default clears *dx and calls backward(); layers
+  // override it where writing directly is cheaper.
+  virtual void backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx);
 
   virtual std::vector<Param> params() { return {}; }
   // (Re)initialises parameters; called by Sequential::build with the model's seeded Rng.

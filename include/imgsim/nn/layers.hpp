@@ -49,6 +49,12 @@ class Conv2D : public Layer {
   Shape build(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, Phase phase) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+  void backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) override;
+  // backward() in parts, for benchmarks: `weights` accumulates dW and db, a null dx skips dL/dx;
+  // `overwrite` overwrites *dx instead of adding to it. backward(x, y, dy, dx) is
+  // backward_parts(x, y, dy, dx, true, false).
+  void backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, bool weights,
+                      bool overwrite = false);
   std::vector<Param> params() override;
   void init_params(Rng& rng) override;
   void save_config(ByteWriter& w) const override;
@@ -88,10 +94,12 @@ class MaxPool2D : public Layer {
   Shape build(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, Phase phase) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+  void backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) override;
   void save_config(ByteWriter& w) const override;
   void load_config(ByteReader& r, uint32_t version) override;
 
  private:
+  void scatter(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx, bool overwrite);
   Size2 pool_{2, 2};
   MaxPool2DOptions opt_;
   int64_t pt_ = 0, pl_ = 0;
@@ -115,6 +123,7 @@ class Dense : public Layer {
   Shape build(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, Phase phase) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+  void backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) override;
   std::vector<Param> params() override;
   void init_params(Rng& rng) override;
   void save_config(ByteWriter& w) const override;
@@ -124,6 +133,7 @@ class Dense : public Layer {
   Tensor& bias() { return bias_; }
 
  private:
+  void backward_impl(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx, float dx_beta);
   int64_t units_ = 0;
   DenseOptions opt_;
   Tensor weight_, bias_, dweight_, dbias_;
@@ -143,6 +153,7 @@ class Flatten : public Layer {
   Shape build(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, Phase phase) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+  void backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) override;
   void save_config(ByteWriter& w) const override;
   void load_config(ByteReader& r, uint32_t version) override;
 };
@@ -150,12 +161,14 @@ class Flatten : public Layer {
 // Element-wise activations as layers (Conv2D and Dense can also fuse them).
 class ActivationLayer : public Layer {
  public:
-  explicit ActivationLayer(Activation a, float leaky_slope = 0.01f) : act_(a), slope_(leaky_slope) {}
+  explicit ActivationLayer(Activation a, float leaky_slope = 0.01f)
+      : act_(a), slope_(leaky_slope) {}
   const char* type() const override;
   std::string describe() const override;
   Shape build(const Shape& in) override;
   void forward(const Tensor& x, Tensor& y, Phase phase) override;
   void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+  void backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) override;
   void save_config(ByteWriter& w) const override;
   void load_config(ByteReader& r, uint32_t version) override;
   Activation activation() const { return act_; }

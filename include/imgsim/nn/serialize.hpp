@@ -68,6 +68,7 @@ uint32_t crc32(const uint8_t* data, std::size_t n);
 // it was, and IoError names the path and the OS error.
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes);
 // Reads a whole file; IoError if it cannot. Refuses files larger than `max_bytes`.
-std::vector<uint8_t> read_file(const std::string& path, std::size_t max_bytes = std::size_t{1} << 32);
+std::vector<uint8_t> read_file(const std::string& path,
+                               std::size_t max_bytes = std::size_t{1} << 32);
 
 }  // namespace imgsim::nn

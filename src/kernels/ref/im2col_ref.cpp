@@ -77,3 +77,42 @@ void col2im_add(const Im2colGeometry& g, const float* col, float* x) {
 }
 
 }  // namespace imgsim::kernels::ref
+
+namespace imgsim::kernels::ref {
+
+// Straight from the definition, one element at a time (no range arithmetic to get wrong).
+void im2col_tile(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1, float* col,
+                 int64_t ldc) {
+  const int64_t R = g.kernel_h, S = g.kernel_w, PQ = g.out_h * g.out_w;
+  const int64_t HW = g.height * g.width, CHW = g.channels * HW;
+  for (int64_t c = 0; c < g.channels; ++c)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s) {
+        float* row = col + ((c * R + r) * S + s) * ldc;
+        for (int64_t j = j0; j < j1; ++j) {
+          const int64_t n = j / PQ, p = j % PQ / g.out_w, q = j % g.out_w;
+          const int64_t h = p * g.stride_h + r - g.pad_top, w = q * g.stride_w + s - g.pad_left;
+          const bool inside = h >= 0 && h < g.height && w >= 0 && w < g.width;
+          row[j - j0] = inside ? x[n * CHW + c * HW + h * g.width + w] : 0.0f;
+        }
+      }
+}
+
+void col2im_tile_add(const Im2colGeometry& g, const float* col, int64_t ldc, int64_t j0, int64_t j1,
+                     float* x) {
+  const int64_t R = g.kernel_h, S = g.kernel_w, PQ = g.out_h * g.out_w;
+  const int64_t HW = g.height * g.width, CHW = g.channels * HW;
+  for (int64_t c = 0; c < g.channels; ++c)
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s) {
+        const float* row = col + ((c * R + r) * S + s) * ldc;
+        for (int64_t j = j0; j < j1; ++j) {
+          const int64_t n = j / PQ, p = j % PQ / g.out_w, q = j % g.out_w;
+          const int64_t h = p * g.stride_h + r - g.pad_top, w = q * g.stride_w + s - g.pad_left;
+          if (h >= 0 && h < g.height && w >= 0 && w < g.width)
+            x[n * CHW + c * HW + h * g.width + w] += row[j - j0];
+        }
+      }
+}
+
+}  // namespace imgsim::kernels::ref

@@ -1,0 +1,143 @@
+// Scalar Winograd F(2x2, 3x3) transforms (kernels/winograd.hpp): the oracle for the dispatched
+// versions. One tile at a time, as plain products with the transform matrices, in the order
+// V = B^T (d B), Y = (A^T M) A, Z = (A g) A^T; no row buffers, a bounds test per element.
+#include <cstdint>
+
+#include "kernels/winograd.hpp"
+
+namespace imgsim::kernels::ref {
+namespace {
+
+const float kBt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+const float kAt[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+const float kA[4][2] = {{1, 0}, {1, 1}, {1, -1}, {0, -1}};
+
+// dz = g * act'(z) through y = act(z) (nn/act.hpp).
+float grad_value(int act, float slope, float g, float y) {
+  switch (act) {
+    case 1:
+      return y > 0.0f ? g : 0.0f;
+    case 2:
+      return y > 0.0f ? g : slope * g;
+    case 3:
+      return g * ((1.0f - y) * (1.0f + y));  // as winograd.inc (no a*b+c for FMA to fuse)
+    case 4:
+      return g * y * (1.0f - y);
+    default:
+      return g;
+  }
+}
+
+// Sum over l of a[l] * b[l] for 4 terms, in index order, skipping zero coefficients (they add
+// nothing; skipping keeps a -0 input -0).
+float dot4(const float* coef, const float* v, int stride) {
+  bool any = false;
+  float s = 0.0f;
+  for (int l = 0; l < 4; ++l) {
+    if (coef[l] == 0.0f) continue;
+    const float t = coef[l] == 1.0f ? v[l * stride] : -v[l * stride];
+    s = any ? s + t : t;
+    any = true;
+  }
+  return s;
+}
+
+}  // namespace
+
+void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
+                int64_t t0, int64_t t1, float* v, int64_t ldv) {
+  const int64_t C = g.channels, H = g.height, W = g.width;
+  const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
+    for (int64_t c = 0; c < C; ++c) {
+      float d[4][4];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const int64_t h = 2 * ty + i - g.pad_top, w = 2 * tx + j - g.pad_left;
+          float val = 0.0f;
+          if (h >= 0 && h < H && w >= 0 && w < W) {
+            const int64_t at = ((n * C + c) * H + h) * W + w;
+            val = y ? grad_value(act, slope, x[at], y[at]) : x[at];
+          }
+          d[i][j] = val;
+        }
+      float db[4][4];  // d B: db[i][j] = sum_l d[i][l] B[l][j] = sum_l d[i][l] Bt[j][l]
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) db[i][j] = dot4(kBt[j], d[i], 1);
+      for (int i = 0; i < 4; ++i)  // B^T (d B)
+        for (int j = 0; j < 4; ++j)
+          v[((4 * i + j) * C + c) * ldv + (t - t0)] = dot4(kBt[i], &db[0][j], 4);
+    }
+  }
+}
+
+void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                 const float* bias, int act, float slope, bool accumulate, float* out) {
+  const int64_t K = g.channels, P = g.out_h, Q = g.out_w;
+  const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
+    for (int64_t k = 0; k < K; ++k) {
+      float mm[4][4];
+      for (int xi = 0; xi < 16; ++xi) mm[xi / 4][xi % 4] = m[(xi * K + k) * ldm + (t - t0)];
+      float s[2][4];  // A^T M
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 4; ++j) s[i][j] = dot4(kAt[i], &mm[0][j], 4);
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) {
+          const int64_t p = 2 * ty + i, q = 2 * tx + j;
+          if (p >= P || q >= Q) continue;
+          float z = dot4(kAt[j], s[i], 1);  // (A^T M) A
+          if (bias) z = z + bias[k];
+          float& dst = out[((n * K + k) * P + p) * Q + q];
+          if (accumulate) {
+            dst += z;
+          } else {
+            if (act == 1) z = z > 0.0f ? z : 0.0f;
+            if (act == 2) z = z > 0.0f ? z : slope * z;
+            dst = z;
+          }
+        }
+    }
+  }
+}
+
+void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
+               int64_t t0, int64_t t1, float* z, int64_t ldz) {
+  const int64_t K = g.channels, P = g.out_h, Q = g.out_w;
+  const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
+    for (int64_t k = 0; k < K; ++k) {
+      float gz[2][2];
+      for (int i = 0; i < 2; ++i)
+        for (int j = 0; j < 2; ++j) {
+          const int64_t p = 2 * ty + i, q = 2 * tx + j;
+          const int64_t at = ((n * K + k) * P + p) * Q + q;
+          gz[i][j] = p < P && q < Q ? grad_value(act, slope, dy[at], y[at]) : 0.0f;
+        }
+      float h[4][2];  // A g
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 2; ++j) {
+          const float c0 = kA[i][0], c1 = kA[i][1];
+          if (c0 != 0.0f && c1 != 0.0f)
+            h[i][j] = c1 > 0.0f ? gz[0][j] + gz[1][j] : gz[0][j] - gz[1][j];
+          else
+            h[i][j] = c0 != 0.0f ? gz[0][j] : -gz[1][j];
+        }
+      for (int i = 0; i < 4; ++i)  // (A g) A^T
+        for (int j = 0; j < 4; ++j) {
+          const float c0 = kA[j][0], c1 = kA[j][1];
+          float val;
+          if (c0 != 0.0f && c1 != 0.0f)
+            val = c1 > 0.0f ? h[i][0] + h[i][1] : h[i][0] - h[i][1];
+          else
+            val = c0 != 0.0f ? h[i][0] : -h[i][1];
+          z[((4 * i + j) * K + k) * ldz + (t - t0)] = val;
+        }
+    }
+  }
+}
+
+}  // namespace imgsim::kernels::ref

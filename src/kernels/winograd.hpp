@@ -1,0 +1,73 @@
+// Winograd F(2x2, 3x3) transforms for 3x3, stride-1 convolutions (internal; nn/conv2d.cpp).
+//
+// Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). A 2x2 block of
+// outputs of a 3x3 correlation is
+//   Y = A^T [ (G g G^T) (.) (B^T d B) ] A
+// with d the 4x4 input patch under it, g the 3x3 filter, (.) the element-wise product and
+//   B^T = [1  0 -1  0]    G = [ 1    0    0 ]    A^T = [1  1  1  0]
+//         [0  1  1  0]        [1/2  1/2  1/2]          [0  1 -1 -1]
+//         [0 -1  1  0]        [1/2 -1/2  1/2]
+//         [0  1  0 -1]        [ 0    0    1 ]
+// Summed over input channels, the 16 element-wise products become 16 matrix products
+//   M[xi] (K x T) = U[xi] (K x C) * V[xi] (C x T),  xi = 4i + j,
+// over T tiles, 16 multiply-adds per 4 outputs and channel pair instead of 36 (2.25x fewer).
+// The backward passes are the same algebra: dL/dx is a forward Winograd convolution of dz (padded
+// by 2 - pad) with the filters rotated by 180 degrees and transposed (C x K), and
+//   dL/dg = G^T [ sum_t (A dz_t A^T) (.) (B^T d_t B) ] G,
+// i.e. dU[xi] (K x C) = Z[xi] (K x T) * V[xi]^T with Z = A dz A^T per 2x2 tile of dz.
+//
+// Tiles: the outputs (P x Q) are covered by th = ceil(P/2) x tw = ceil(Q/2) tiles of 2x2; over a
+// batch, tile t = n*th*tw + ty*tw + tx, and a call handles tiles [t0, t1). Matrices are stored
+// per xi, row by row: V[(xi*C + c) * ld + (t - t0)], likewise M and Z.
+//
+// Activation codes (nn::Activation order): 0 linear, 1 relu, 2 leaky_relu (slope), 3 tanh,
+// 4 sigmoid. act'(z) is written through the output y as in nn/act.hpp (tanh: (1 - y)(1 + y)).
+//
+// Free functions over raw pointers: no allocation, no exceptions, single-threaded. Scalar
+// references in ref/ (the oracle); the dispatched versions come from winograd.inc, compiled once
+// per ISA with the same operations in the same order, so they agree with the references exactly.
+#pragma once
+
+#include <cstdint>
+
+namespace imgsim::kernels {
+
+struct WinoGeometry {
+  int64_t channels = 0, height = 0, width = 0;  // the input of the transform: C, H, W
+  int64_t pad_top = 0, pad_left = 0;            // input row of output row 0 is -pad_top
+  int64_t out_h = 0, out_w = 0;                 // P, Q: the outputs covered by the tiles
+  int64_t tiles_h() const { return (out_h + 1) / 2; }
+  int64_t tiles_w() const { return (out_w + 1) / 2; }
+};
+
+// Input transform: V[(xi*C + c)*ldv + t - t0] = (B^T d B)[xi] for the patch d of channel c under
+// tile t (rows 2ty - pt .. +3, columns 2tx - pl .. +3; zero outside the image). x is the batch
+// (N, C, H, W). If y is not null the input is dz = x * act'(y) (x is dy, y the layer output, both
+// (N, C, H, W)); otherwise act is ignored.
+using WinoInputFn = void (*)(const WinoGeometry& g, const float* x, const float* y, int act,
+                             float slope, int64_t t0, int64_t t1, float* v, int64_t ldv);
+
+// Output transform: for the 2x2 outputs (i, j) of tile t inside the P x Q output of channel k
+// (K = g.channels here; height/width/pad unused),
+//   z = (A^T M A)[i][j] (+ bias[k] if bias),  out = act(z)   (act 0, 1 or 2 only)
+// stored to out[n, k, 2ty+i, 2tx+j] (out is (N, K, P, Q)), or added to it if accumulate.
+using WinoOutputFn = void (*)(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0,
+                              int64_t t1, const float* bias, int act, float slope, bool accumulate,
+                              float* out);
+
+// Gradient-tile transform: Z[(xi*K + k)*ldz + t - t0] = (A dz A^T)[xi] for the 2x2 tile of
+// dz = dy * act'(y) at outputs (2ty.., 2tx..) (zero outside P x Q); K = g.channels, dy and y are
+// (N, K, P, Q). Z[xi = 5] is (dz00 + dz10) + (dz01 + dz11), the tile's sum: the bias gradient.
+using WinoGradFn = void (*)(const WinoGeometry& g, const float* dy, const float* y, int act,
+                            float slope, int64_t t0, int64_t t1, float* z, int64_t ldz);
+
+namespace ref {
+void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
+                int64_t t0, int64_t t1, float* v, int64_t ldv);
+void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                 const float* bias, int act, float slope, bool accumulate, float* out);
+void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
+               int64_t t0, int64_t t1, float* z, int64_t ldz);
+}  // namespace ref
+
+}  // namespace imgsim::kernels

@@ -1,0 +1,706 @@
+// Convolution and pooling kernels: the batch im2col / col2im tiles and 2x2 max pooling of every
+// ISA this CPU runs against the scalar references, and Conv2D's tiled, threaded lowering against
+// a direct loop and across thread counts.
+//
+// The tile kernels only move floats (im2col) or add one contribution per matrix row into each
+// image position in the same (c, r, s) order (col2im), so every ISA must match the reference
+// bit for bit. Max pooling only compares, so it must match exactly too, NaN and ties included.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "imgsim/nn/layers.hpp"
+#include "imgsim/runtime/cpu.hpp"
+#include "kernels/im2col.hpp"
+#include "kernels/kernels.hpp"
+#include "kernels/winograd.hpp"
+#include "nn/conv_algo.hpp"
+
+using namespace imgsim;
+using namespace imgsim::kernels;
+
+namespace {
+
+constexpr float kSentinel = 12345.5f;
+
+std::vector<Isa> runnable_isas() {
+  std::vector<Isa> v;
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512})
+    if (static_cast<int>(isa) <= static_cast<int>(detected_isa())) v.push_back(isa);
+  return v;
+}
+
+bool same_bits(float a, float b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+// Geometries: channels, height, width, kernel, stride, top/left pad, output size (bottom/right
+// padding implied), including padded, strided, 1x1 and single-row/column outputs.
+struct Geo {
+  const char* label;
+  Im2colGeometry g;
+};
+const Geo kGeos[] = {
+    {"3x9x8 k3 valid", {3, 9, 8, 3, 3, 1, 1, 0, 0, 7, 6}},
+    {"2x13x13 k3 valid (Fashion-MNIST conv2 rows)", {2, 13, 13, 3, 3, 1, 1, 0, 0, 11, 11}},
+    {"1x28x28 k3 valid", {1, 28, 28, 3, 3, 1, 1, 0, 0, 26, 26}},
+    {"2x7x6 k3x2 s2 same", {2, 7, 6, 3, 2, 2, 2, 1, 0, 4, 3}},
+    {"3x6x5 k4 same (1/2)", {3, 6, 5, 4, 4, 1, 1, 1, 1, 6, 5}},
+    {"2x6x7 k3 s2x1 pad 1x2", {2, 6, 7, 3, 3, 2, 1, 1, 2, 3, 9}},
+    {"1x3x3 k5 pad 2", {1, 3, 3, 5, 5, 1, 1, 2, 2, 3, 3}},
+    {"3x5x4 k1", {3, 5, 4, 1, 1, 1, 1, 0, 0, 5, 4}},
+    {"2x1x1 k3 same", {2, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1}},
+    {"2x40x37 k3 same (runs longer than 16)", {2, 40, 37, 3, 3, 1, 1, 1, 1, 40, 37}},
+};
+
+// Column ranges of a batch of n: everything, one whole image, ranges that start and end inside
+// an output row and cross images, single columns.
+std::vector<std::pair<int64_t, int64_t>> ranges(int64_t n, int64_t pq, int64_t q,
+                                                std::mt19937& rng) {
+  const int64_t cols = n * pq;
+  std::vector<std::pair<int64_t, int64_t>> r{{0, cols}, {pq, 2 * pq}, {0, 1}, {cols - 1, cols}};
+  if (q > 1) r.push_back({q - 1, cols - q + 1});
+  std::uniform_int_distribution<int64_t> u(0, cols);
+  for (int i = 0; i < 12; ++i) {
+    int64_t a = u(rng), b = u(rng);
+    if (a > b) std::swap(a, b);
+    r.push_back({a, b});
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("ref::im2col_tile and col2im_tile_add agree with the per-image references",
+          "[kernels][conv]") {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  for (const Geo& geo : kGeos) {
+    DYNAMIC_SECTION(geo.label) {
+      const Im2colGeometry& g = geo.g;
+      const int64_t n = 3, chw = g.channels * g.height * g.width, pq = g.out_h * g.out_w;
+      const int64_t crs = g.channels * g.kernel_h * g.kernel_w, cols = n * pq;
+      std::vector<float> x(static_cast<size_t>(n * chw));
+      for (float& v : x) v = nd(rng);
+      // The whole batch through the tile function equals image by image through ref::im2col.
+      std::vector<float> tile(static_cast<size_t>(crs * cols), kSentinel);
+      ref::im2col_tile(g, x.data(), 0, cols, tile.data(), cols);
+      std::vector<float> one(static_cast<size_t>(crs * pq));
+      for (int64_t i = 0; i < n; ++i) {
+        ref::im2col(g, x.data() + i * chw, one.data());
+        for (int64_t row = 0; row < crs; ++row)
+          for (int64_t j = 0; j < pq; ++j)
+            REQUIRE(tile[static_cast<size_t>(row * cols + i * pq + j)] ==
+                    one[static_cast<size_t>(row * pq + j)]);
+      }
+      // col2im of the batch equals image by image.
+      std::vector<float> c(static_cast<size_t>(crs * cols));
+      for (float& v : c) v = nd(rng);
+      std::vector<float> got(x.size(), 0.5f), want(x.size(), 0.5f);
+      ref::col2im_tile_add(g, c.data(), cols, 0, cols, got.data());
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t row = 0; row < crs; ++row)
+          for (int64_t j = 0; j < pq; ++j)
+            one[static_cast<size_t>(row * pq + j)] =
+                c[static_cast<size_t>(row * cols + i * pq + j)];
+        ref::col2im_add(g, one.data(), want.data() + i * chw);
+      }
+      for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(got[i] == want[i]);
+    }
+  }
+}
+
+TEST_CASE("im2col_tile and col2im_tile_add: every ISA equals the reference bit for bit",
+          "[kernels][conv]") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (const Geo& geo : kGeos) {
+      DYNAMIC_SECTION(to_string(isa) << " " << geo.label) {
+        const Im2colGeometry& g = geo.g;
+        const int64_t n = 4, chw = g.channels * g.height * g.width, pq = g.out_h * g.out_w;
+        const int64_t crs = g.channels * g.kernel_h * g.kernel_w;
+        std::vector<float> x(static_cast<size_t>(n * chw));
+        for (float& v : x) v = nd(rng);
+        for (auto [j0, j1] : ranges(n, pq, g.out_w, rng)) {
+          INFO("columns [" << j0 << ", " << j1 << ")");
+          const int64_t w = j1 - j0, ld = w + 3;  // padded rows: the pad must survive
+          // im2col: NaN-filled output, sentinel padding.
+          std::vector<float> want(static_cast<size_t>(crs * ld + 1), kSentinel),
+              got(static_cast<size_t>(crs * ld + 1), kSentinel);
+          for (int64_t row = 0; row < crs; ++row)
+            for (int64_t j = 0; j < w; ++j)
+              got[static_cast<size_t>(row * ld + j)] = std::numeric_limits<float>::quiet_NaN();
+          ref::im2col_tile(g, x.data(), j0, j1, want.data(), ld);
+          t.im2col_tile(g, x.data(), j0, j1, got.data(), ld);
+          for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(same_bits(got[i], want[i]));
+          // col2im: adds into a non-zero image, leaves the rest alone.
+          std::vector<float> c(static_cast<size_t>(crs * ld));
+          for (float& v : c) v = nd(rng);
+          std::vector<float> xw(x.size()), xg(x.size());
+          for (std::size_t i = 0; i < x.size(); ++i) xw[i] = xg[i] = 0.25f * x[i];
+          ref::col2im_tile_add(g, c.data(), ld, j0, j1, xw.data());
+          t.col2im_tile_add(g, c.data(), ld, j0, j1, xg.data());
+          for (std::size_t i = 0; i < x.size(); ++i) REQUIRE(same_bits(xg[i], xw[i]));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("maxpool2x2: every ISA equals the reference, ties and NaN included", "[kernels][pool]") {
+  std::mt19937 rng(3);
+  // Values from a small set make ties common; some NaN, in every window position.
+  std::uniform_int_distribution<int> pick(0, 9);
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (int64_t q_out : {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 55}) {
+      for (int64_t extra : {0, 1}) {  // odd width: the last column is not pooled
+        DYNAMIC_SECTION(to_string(isa) << " Q=" << q_out << " extra=" << extra) {
+          const int64_t p_out = 5, w = 2 * q_out + extra, h = 2 * p_out + extra;
+          std::vector<float> x(static_cast<size_t>(h * w));
+          for (float& v : x) {
+            const int k = pick(rng);
+            v = k == 9 ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(k % 4) - 1.0f;
+          }
+          const auto n = static_cast<size_t>(p_out * q_out);
+          std::vector<float> yw(n + 1, kSentinel), yg(n + 1, kSentinel);
+          std::vector<int32_t> aw(n + 1, -7), ag(n + 1, -7);
+          ref::maxpool2x2(x.data(), w, p_out, q_out, yw.data(), aw.data());
+          t.maxpool2x2(x.data(), w, p_out, q_out, yg.data(), ag.data());
+          for (std::size_t i = 0; i < n + 1; ++i) {
+            REQUIRE(same_bits(yg[i], yw[i]));
+            REQUIRE(ag[i] == aw[i]);
+          }
+          // The reference itself: the first maximum in window order, NaN only in first place.
+          for (int64_t p = 0; p < p_out; ++p)
+            for (int64_t q = 0; q < q_out; ++q) {
+              const int64_t at[4] = {2 * p * w + 2 * q, 2 * p * w + 2 * q + 1,
+                                     (2 * p + 1) * w + 2 * q, (2 * p + 1) * w + 2 * q + 1};
+              int64_t best = at[0];
+              for (int i = 1; i < 4; ++i)
+                if (x[static_cast<size_t>(at[i])] > x[static_cast<size_t>(best)]) best = at[i];
+              REQUIRE(aw[static_cast<size_t>(p * q_out + q)] == best);
+            }
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+// Forward, dW, db and dx of one Conv2D call (gradients zeroed first, dx starting from 0.5).
+struct ConvResult {
+  std::vector<float> y, dw, db, dx;
+};
+
+ConvResult run_conv(nn::Conv2D& conv, const Tensor& x, const Tensor& dy, bool with_dx) {
+  Tensor y(conv.output_shape().with_batch(x.dim(0)));
+  conv.forward(x, y, nn::Phase::train);
+  for (auto& p : conv.params()) p.grad->zero();
+  Tensor dx(x.shape(), 0.5f);
+  conv.backward(x, y, dy, with_dx ? &dx : nullptr);
+  auto params = conv.params();
+  ConvResult r;
+  r.y.assign(y.data(), y.data() + y.numel());
+  r.dw.assign(params[0].grad->data(), params[0].grad->data() + params[0].grad->numel());
+  r.db.assign(params[1].grad->data(), params[1].grad->data() + params[1].grad->numel());
+  if (with_dx) r.dx.assign(dx.data(), dx.data() + dx.numel());
+  return r;
+}
+
+struct ConvShape {
+  const char* label;
+  int64_t n, c, h, w, k;
+  nn::Padding padding;
+};
+// Several tiles per call, tiles that span images (13x13: 11x11 outputs), groups of unequal size
+// (n = 21 over 16 groups), a 'same'-padded layer.
+const ConvShape kConvShapes[] = {
+    {"21 x 32x13x13 -> 64, valid", 21, 32, 13, 13, 64, nn::Padding::valid},
+    {"5 x 3x60x50 -> 8, valid", 5, 3, 60, 50, 8, nn::Padding::valid},
+    {"17 x 4x20x20 -> 16, same", 17, 4, 20, 20, 16, nn::Padding::same},
+};
+
+}  // namespace
+
+TEST_CASE("Conv2D (im2col): results do not depend on the thread count, and match a direct loop",
+          "[conv2d][threads]") {
+  const int saved = num_threads();
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::im2col);
+  for (const ConvShape& cs : kConvShapes) {
+    DYNAMIC_SECTION(cs.label) {
+      Rng rng(21);
+      nn::Conv2D conv(cs.k, {3, 3},
+                      {.padding = cs.padding, .activation = nn::Activation::leaky_relu});
+      conv.build(Shape{cs.c, cs.h, cs.w});
+      conv.init_params(rng);
+      for (int64_t i = 0; i < conv.bias().numel(); ++i) conv.bias()[i] = 0.1f * rng.normal();
+      Tensor x(Shape{cs.n, cs.c, cs.h, cs.w});
+      for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+      Tensor dy(conv.output_shape().with_batch(cs.n));
+      for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = rng.normal();
+
+      set_num_threads(1);
+      const ConvResult one = run_conv(conv, x, dy, true);
+      for (int threads : {2, 3}) {
+        set_num_threads(threads);
+        const ConvResult more = run_conv(conv, x, dy, true);
+        INFO(threads << " threads");
+        for (auto [a, b] : {std::pair{&one.y, &more.y}, std::pair{&one.dw, &more.dw},
+                            std::pair{&one.db, &more.db}, std::pair{&one.dx, &more.dx}}) {
+          REQUIRE(a->size() == b->size());
+          for (std::size_t i = 0; i < a->size(); ++i) REQUIRE(same_bits((*a)[i], (*b)[i]));
+        }
+        // dW and db without dx are the same numbers.
+        const ConvResult no_dx = run_conv(conv, x, dy, false);
+        for (std::size_t i = 0; i < one.dw.size(); ++i) REQUIRE(same_bits(no_dx.dw[i], one.dw[i]));
+        for (std::size_t i = 0; i < one.db.size(); ++i) REQUIRE(same_bits(no_dx.db[i], one.db[i]));
+      }
+      set_num_threads(saved);
+
+      // Against the definition in double: y (pre-activation z recovered from the leaky ReLU), dW
+      // and dx. Bound: (2 D + 16) u S for a float sum of D products, S = sum of |products|.
+      const int64_t P = conv.output_shape()[1], Q = conv.output_shape()[2];
+      const int64_t pt = conv.pad_top(), pl = conv.pad_left(), C = cs.c, K = cs.k;
+      const double u = std::ldexp(1.0, -24), slope = double(0.01f);
+      const Tensor& wt = conv.weight();
+      auto xin = [&](int64_t n, int64_t c, int64_t h, int64_t w) {
+        return h >= 0 && h < cs.h && w >= 0 && w < cs.w ? double(x.at(n, c, h, w)) : 0.0;
+      };
+      std::vector<double> dz(static_cast<size_t>(dy.numel()));
+      std::vector<double> dw(static_cast<size_t>(wt.numel()), 0.0), dws(dw.size(), 0.0);
+      std::vector<double> dx(static_cast<size_t>(x.numel()), 0.0), dxs(dx.size(), 0.0);
+      for (int64_t n = 0; n < cs.n; ++n)
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t p = 0; p < P; ++p)
+            for (int64_t q = 0; q < Q; ++q) {
+              double z = conv.bias()[k], s = std::abs(conv.bias()[k]);
+              for (int64_t c = 0; c < C; ++c)
+                for (int64_t r = 0; r < 3; ++r)
+                  for (int64_t t = 0; t < 3; ++t) {
+                    const double prod = double(wt[((k * C + c) * 3 + r) * 3 + t]) *
+                                        xin(n, c, p + r - pt, q + t - pl);
+                    z += prod;
+                    s += std::abs(prod);
+                  }
+              const auto at = static_cast<size_t>(((n * K + k) * P + p) * Q + q);
+              const double y = z > 0 ? z : slope * z;
+              const double bound = (2.0 * 9 * double(C) + 16) * u * s * (z > 0 ? 1.0 : slope);
+              REQUIRE(std::abs(one.y[at] - y) <= bound + 1e-30);
+              dz[at] = double(dy[static_cast<int64_t>(at)]) * (one.y[at] > 0 ? 1.0 : slope);
+            }
+      for (int64_t n = 0; n < cs.n; ++n)
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t p = 0; p < P; ++p)
+            for (int64_t q = 0; q < Q; ++q) {
+              const double g = dz[static_cast<size_t>(((n * K + k) * P + p) * Q + q)];
+              for (int64_t c = 0; c < C; ++c)
+                for (int64_t r = 0; r < 3; ++r)
+                  for (int64_t t = 0; t < 3; ++t) {
+                    const int64_t h = p + r - pt, w = q + t - pl;
+                    if (h < 0 || h >= cs.h || w < 0 || w >= cs.w) continue;
+                    const auto wi = static_cast<size_t>(((k * C + c) * 3 + r) * 3 + t);
+                    dw[wi] += g * x.at(n, c, h, w);
+                    dws[wi] += std::abs(g * x.at(n, c, h, w));
+                    const auto xi = static_cast<size_t>(((n * C + c) * cs.h + h) * cs.w + w);
+                    dx[xi] += g * wt[static_cast<int64_t>(wi)];
+                    dxs[xi] += std::abs(g * wt[static_cast<int64_t>(wi)]);
+                  }
+            }
+      const double depth_w = double(cs.n * P * Q), depth_x = 9.0 * double(K);
+      for (std::size_t i = 0; i < dw.size(); ++i)
+        REQUIRE(std::abs(one.dw[i] - dw[i]) <= (2 * depth_w + 16) * u * dws[i] + 1e-30);
+      for (std::size_t i = 0; i < dx.size(); ++i)
+        REQUIRE(std::abs(one.dx[i] - (0.5 + dx[i])) <= (2 * depth_x + 16) * u * (dxs[i] + 0.5));
+    }
+  }
+  set_num_threads(saved);
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
+}
+
+// --- Winograd F(2x2, 3x3) -------------------------------------------------------------------
+
+namespace {
+
+struct WinoCase {
+  const char* label;
+  WinoGeometry g;  // input side: C, H, W, pads, output P x Q
+};
+const WinoCase kWinoCases[] = {
+    {"5x8x8 valid (P, Q even)", {5, 8, 8, 0, 0, 6, 6}},
+    {"3x13x13 valid (P, Q odd)", {3, 13, 13, 0, 0, 11, 11}},
+    {"2x7x9 same", {2, 7, 9, 1, 1, 7, 9}},
+    {"4x11x11 as dx of valid (pad 2)", {4, 11, 11, 2, 2, 13, 13}},
+    {"2x3x3 pad 3 offset (pad -1)", {2, 3, 3, -1, -1, 1, 1}},
+    {"1x40x300 (a row of more than 128 tiles)", {1, 40, 300, 0, 0, 38, 298}},
+};
+
+bool same_value(float a, float b) {
+  return (std::isnan(a) && std::isnan(b)) || a == b;
+}
+
+}  // namespace
+
+TEST_CASE("Winograd transforms: every ISA equals the reference", "[kernels][winograd]") {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (const WinoCase& wc : kWinoCases) {
+      DYNAMIC_SECTION(to_string(isa) << " " << wc.label) {
+        const WinoGeometry& g = wc.g;
+        const int64_t n = 3, C = g.channels;
+        const int64_t tiles = n * g.tiles_h() * g.tiles_w();
+        std::vector<float> x(static_cast<size_t>(n * C * g.height * g.width)), yv(x.size());
+        for (float& v : x) v = nd(rng);
+        for (float& v : yv) v = nd(rng) > 0 ? 0.25f + 0.5f * std::abs(nd(rng)) : 0.0f;
+        std::vector<std::pair<int64_t, int64_t>> rs{{0, tiles}, {1, tiles - 1}, {tiles / 2, tiles}};
+        for (auto [t0, t1] : rs) {
+          INFO("tiles [" << t0 << ", " << t1 << ")");
+          const int64_t ld = t1 - t0 + 5;
+          // Input transform: plain, and as dz = x * act'(y) for every activation code.
+          for (int act = -1; act <= 4; ++act) {
+            INFO("act " << act);
+            std::vector<float> want(static_cast<size_t>(16 * C * ld), kSentinel), got(want);
+            const float* ys = act < 0 ? nullptr : yv.data();
+            ref::wino_input(g, x.data(), ys, act, 0.1f, t0, t1, want.data(), ld);
+            t.wino_input(g, x.data(), ys, act, 0.1f, t0, t1, got.data(), ld);
+            for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(same_value(got[i], want[i]));
+          }
+          // Output transform (K = C here) into an output prefilled with a pattern; every mode.
+          const WinoGeometry go{C, 0, 0, 0, 0, g.out_h, g.out_w};
+          std::vector<float> m(static_cast<size_t>(16 * C * ld)), bias(static_cast<size_t>(C));
+          for (float& v : m) v = nd(rng);
+          for (float& v : bias) v = nd(rng);
+          const auto out_n = static_cast<size_t>(n * C * g.out_h * g.out_w);
+          for (int act = 0; act <= 2; ++act)
+            for (bool with_bias : {false, true})
+              for (bool acc : {false, true}) {
+                INFO("act " << act << " bias " << with_bias << " accumulate " << acc);
+                std::vector<float> want(out_n), got(out_n);
+                for (std::size_t i = 0; i < out_n; ++i) want[i] = got[i] = 0.5f + float(i % 7);
+                const float* b = with_bias ? bias.data() : nullptr;
+                ref::wino_output(go, m.data(), ld, t0, t1, b, act, 0.1f, acc, want.data());
+                t.wino_output(go, m.data(), ld, t0, t1, b, act, 0.1f, acc, got.data());
+                for (std::size_t i = 0; i < out_n; ++i) REQUIRE(same_value(got[i], want[i]));
+              }
+          // Gradient transform: dy, y (N, C, P, Q).
+          std::vector<float> dyv(out_n), yo(out_n);
+          for (float& v : dyv) v = nd(rng);
+          for (float& v : yo) v = nd(rng) > 0 ? 0.5f * std::abs(nd(rng)) : 0.0f;
+          for (int act = 0; act <= 4; ++act) {
+            INFO("grad act " << act);
+            std::vector<float> want(static_cast<size_t>(16 * C * ld), kSentinel), got(want);
+            ref::wino_grad(go, dyv.data(), yo.data(), act, 0.1f, t0, t1, want.data(), ld);
+            t.wino_grad(go, dyv.data(), yo.data(), act, 0.1f, t0, t1, got.data(), ld);
+            for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(same_value(got[i], want[i]));
+          }
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+// |M| transforms in double, for the error bounds: b = |B^T| |d| |B| (4x4 from 4x4),
+// u = |G| |g| |G^T| (4x4 from 3x3), z = |A| |dz| |A^T| (4x4 from 2x2).
+const double kBtAbs[4][4] = {{1, 0, 1, 0}, {0, 1, 1, 0}, {0, 1, 1, 0}, {0, 1, 0, 1}};
+const double kGAbs[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, {0, 0, 1}};
+const double kAAbs[4][2] = {{1, 0}, {1, 1}, {1, 1}, {0, 1}};
+const double kAtSigned[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+
+void abs_v(const double d[4][4], double out[16]) {
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      double s = 0;
+      for (int l = 0; l < 4; ++l)
+        for (int m = 0; m < 4; ++m) s += kBtAbs[i][l] * std::abs(d[l][m]) * kBtAbs[j][m];
+      out[4 * i + j] = s;
+    }
+}
+void abs_u(const double g[3][3], double out[16]) {
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      double s = 0;
+      for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c) s += kGAbs[i][r] * std::abs(g[r][c]) * kGAbs[j][c];
+      out[4 * i + j] = s;
+    }
+}
+void abs_z(const double dz[2][2], double out[16]) {
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      double s = 0;
+      for (int r = 0; r < 2; ++r)
+        for (int c = 0; c < 2; ++c) s += kAAbs[i][r] * std::abs(dz[r][c]) * kAAbs[j][c];
+      out[4 * i + j] = s;
+    }
+}
+
+}  // namespace
+
+// Accuracy of the Winograd layer against the definition in double. A Winograd output is
+// sum_xi a_xi sum_c U_xi,c V_xi,c, every transformed value a short sum of +-1 and +-1/2 multiples
+// of the inputs; in float each is within a few units of rounding of the same expression in
+// absolute values, and the C-term sums within (C + 1) u of theirs, so
+//   |y - y_exact| <= (2 C + 64) u S_W,   S_W = sum_c sum_xi |a_xi| |U|_xi,c |V|_xi,c
+// with |U| = |G| |g| |G^T| and |V| = |B^T| |d| |B| (and likewise for dx, over K, and for dW, over
+// the N * tiles terms of dU = sum_t Z_t V_t^T, with |Z| = |A| |dz| |A^T| and |G^T| . |G|). A
+// dropped or misplaced term is of the size S_W / C and fails by orders of magnitude.
+TEST_CASE(
+    "Conv2D (Winograd): matches the definition within the Winograd error bound, and does "
+    "not depend on the thread count",
+    "[conv2d][winograd]") {
+  const int saved = num_threads();
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::winograd);
+  struct Case {
+    const char* label;
+    int64_t n, c, h, w, k;
+    nn::Padding padding;
+    nn::Activation act;
+  };
+  const Case cases[] = {
+      {"21 x 32x13x13 -> 64, valid, relu", 21, 32, 13, 13, 64, nn::Padding::valid,
+       nn::Activation::relu},
+      {"3 x 8x10x9 -> 9, same, tanh", 3, 8, 10, 9, 9, nn::Padding::same, nn::Activation::tanh},
+      {"2 x 3x7x7 -> 4, valid, linear", 2, 3, 7, 7, 4, nn::Padding::valid, nn::Activation::linear},
+  };
+  for (const Case& cs : cases) {
+    DYNAMIC_SECTION(cs.label) {
+      Rng rng(8);
+      nn::Conv2D conv(cs.k, {3, 3}, {.padding = cs.padding, .activation = cs.act});
+      conv.build(Shape{cs.c, cs.h, cs.w});
+      conv.init_params(rng);
+      for (int64_t i = 0; i < conv.bias().numel(); ++i) conv.bias()[i] = 0.1f * rng.normal();
+      Tensor x(Shape{cs.n, cs.c, cs.h, cs.w});
+      for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+      Tensor dy(conv.output_shape().with_batch(cs.n));
+      for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = rng.normal();
+
+      set_num_threads(1);
+      const ConvResult one = run_conv(conv, x, dy, true);
+      for (int threads : {2, 3}) {
+        set_num_threads(threads);
+        const ConvResult more = run_conv(conv, x, dy, true);
+        INFO(threads << " threads");
+        for (auto [a, b] : {std::pair{&one.y, &more.y}, std::pair{&one.dw, &more.dw},
+                            std::pair{&one.db, &more.db}, std::pair{&one.dx, &more.dx}})
+          for (std::size_t i = 0; i < a->size(); ++i) REQUIRE(same_bits((*a)[i], (*b)[i]));
+      }
+      set_num_threads(saved);
+
+      const int64_t P = conv.output_shape()[1], Q = conv.output_shape()[2];
+      const int64_t pt = conv.pad_top(), pl = conv.pad_left(), C = cs.c, K = cs.k;
+      const int64_t H = cs.h, W = cs.w;
+      const double u = std::ldexp(1.0, -24);
+      const Tensor& wt = conv.weight();
+      auto wv = [&](int64_t k, int64_t c, int64_t r, int64_t s) {
+        return double(wt[((k * C + c) * 3 + r) * 3 + s]);
+      };
+      auto xin = [&](int64_t n, int64_t c, int64_t h, int64_t w) {
+        return h >= 0 && h < H && w >= 0 && w < W ? double(x.at(n, c, h, w)) : 0.0;
+      };
+      // |U| per (k, c) and its rotated, transposed version per (c, k).
+      std::vector<double> ua(static_cast<size_t>(K * C * 16)), uat(ua.size());
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t c = 0; c < C; ++c) {
+          double g[3][3], gr[3][3];
+          for (int r = 0; r < 3; ++r)
+            for (int s2 = 0; s2 < 3; ++s2) {
+              g[r][s2] = wv(k, c, r, s2);
+              gr[r][s2] = wv(k, c, 2 - r, 2 - s2);
+            }
+          abs_u(g, &ua[static_cast<size_t>((k * C + c) * 16)]);
+          abs_u(gr, &uat[static_cast<size_t>((c * K + k) * 16)]);
+        }
+      // Forward: z = act^-1 is not needed: compare y with act(z_exact), the bound scaled by the
+      // activation's slope bound (1 for all three used here).
+      std::vector<double> dz(static_cast<size_t>(dy.numel()));
+      const int64_t th = (P + 1) / 2, tw = (Q + 1) / 2;
+      for (int64_t n = 0; n < cs.n; ++n)
+        for (int64_t ty = 0; ty < th; ++ty)
+          for (int64_t tx = 0; tx < tw; ++tx) {
+            std::vector<double> va(static_cast<size_t>(C * 16));
+            for (int64_t c = 0; c < C; ++c) {
+              double d[4][4];
+              for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j) d[i][j] = xin(n, c, 2 * ty + i - pt, 2 * tx + j - pl);
+              abs_v(d, &va[static_cast<size_t>(c * 16)]);
+            }
+            for (int64_t k = 0; k < K; ++k)
+              for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 2; ++j) {
+                  const int64_t p = 2 * ty + i, q = 2 * tx + j;
+                  if (p >= P || q >= Q) continue;
+                  double z = conv.bias()[k], sw = std::abs(conv.bias()[k]);
+                  for (int64_t c = 0; c < C; ++c)
+                    for (int r = 0; r < 3; ++r)
+                      for (int s2 = 0; s2 < 3; ++s2)
+                        z += wv(k, c, r, s2) * xin(n, c, p + r - pt, q + s2 - pl);
+                  for (int64_t c = 0; c < C; ++c)
+                    for (int xi = 0; xi < 16; ++xi)
+                      sw += std::abs(kAtSigned[i][xi / 4] * kAtSigned[j][xi % 4]) *
+                            ua[static_cast<size_t>((k * C + c) * 16 + xi)] *
+                            va[static_cast<size_t>(c * 16 + xi)];
+                  const auto at = static_cast<size_t>(((n * K + k) * P + p) * Q + q);
+                  double y = z;
+                  if (cs.act == nn::Activation::relu) y = z > 0 ? z : 0;
+                  if (cs.act == nn::Activation::tanh) y = std::tanh(z);
+                  const double bound = (2.0 * double(C) + 64) * u * sw + 2 * u * std::abs(y);
+                  REQUIRE(std::abs(one.y[at] - y) <= bound);
+                  const double yv = one.y[at];
+                  double dact = 1.0;
+                  if (cs.act == nn::Activation::relu) dact = yv > 0 ? 1.0 : 0.0;
+                  if (cs.act == nn::Activation::tanh) dact = 1.0 - yv * yv;
+                  dz[at] = double(dy[static_cast<int64_t>(at)]) * dact;
+                }
+          }
+      auto dzv = [&](int64_t n, int64_t k, int64_t p, int64_t q) {
+        return p >= 0 && p < P && q >= 0 && q < Q
+                   ? dz[static_cast<size_t>(((n * K + k) * P + p) * Q + q)]
+                   : 0.0;
+      };
+      // dW and db: exact sums, and the bound over the n * tiles terms of dU.
+      std::vector<double> dwe(static_cast<size_t>(K * C * 9), 0.0),
+          dus(static_cast<size_t>(K * C * 16), 0.0);
+      std::vector<double> dbe(static_cast<size_t>(K), 0.0), dbs(static_cast<size_t>(K), 0.0);
+      for (int64_t n = 0; n < cs.n; ++n)
+        for (int64_t ty = 0; ty < th; ++ty)
+          for (int64_t tx = 0; tx < tw; ++tx) {
+            std::vector<double> va(static_cast<size_t>(C * 16));
+            for (int64_t c = 0; c < C; ++c) {
+              double d[4][4];
+              for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j) d[i][j] = xin(n, c, 2 * ty + i - pt, 2 * tx + j - pl);
+              abs_v(d, &va[static_cast<size_t>(c * 16)]);
+            }
+            for (int64_t k = 0; k < K; ++k) {
+              double g2[2][2], za[16];
+              for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 2; ++j) g2[i][j] = dzv(n, k, 2 * ty + i, 2 * tx + j);
+              abs_z(g2, za);
+              for (int64_t c = 0; c < C; ++c)
+                for (int xi = 0; xi < 16; ++xi)
+                  dus[static_cast<size_t>((k * C + c) * 16 + xi)] +=
+                      za[xi] * va[static_cast<size_t>(c * 16 + xi)];
+              for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 2; ++j) {
+                  dbe[static_cast<size_t>(k)] += g2[i][j];
+                  dbs[static_cast<size_t>(k)] += std::abs(g2[i][j]);
+                }
+            }
+          }
+      for (int64_t n = 0; n < cs.n; ++n)
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t p = 0; p < P; ++p)
+            for (int64_t q = 0; q < Q; ++q)
+              for (int64_t c = 0; c < C; ++c)
+                for (int r = 0; r < 3; ++r)
+                  for (int s2 = 0; s2 < 3; ++s2)
+                    dwe[static_cast<size_t>(((k * C + c) * 3 + r) * 3 + s2)] +=
+                        dzv(n, k, p, q) * xin(n, c, p + r - pt, q + s2 - pl);
+      const double terms = double(cs.n * th * tw);
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t c = 0; c < C; ++c)
+          for (int r = 0; r < 3; ++r)
+            for (int s2 = 0; s2 < 3; ++s2) {
+              double sb = 0;  // |G^T| |dU| |G| at (r, s)
+              for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j)
+                  sb += kGAbs[i][r] * dus[static_cast<size_t>((k * C + c) * 16 + 4 * i + j)] *
+                        kGAbs[j][s2];
+              const auto at = static_cast<size_t>(((k * C + c) * 3 + r) * 3 + s2);
+              REQUIRE(std::abs(one.dw[at] - dwe[at]) <= (2 * terms + 64) * u * sb + 1e-30);
+            }
+      for (int64_t k = 0; k < K; ++k)
+        REQUIRE(std::abs(one.db[static_cast<size_t>(k)] - dbe[static_cast<size_t>(k)]) <=
+                (2 * terms + 16) * u * dbs[static_cast<size_t>(k)] + 1e-30);
+      // dx: a Winograd convolution of dz (pad 2 - pad) with the rotated filters, over the dx
+      // grid; dx started at 0.5.
+      const int64_t dth = (H + 1) / 2, dtw = (W + 1) / 2;
+      for (int64_t n = 0; n < cs.n; ++n)
+        for (int64_t ty = 0; ty < dth; ++ty)
+          for (int64_t tx = 0; tx < dtw; ++tx) {
+            std::vector<double> va(static_cast<size_t>(K * 16));
+            for (int64_t k = 0; k < K; ++k) {
+              double d[4][4];
+              for (int i = 0; i < 4; ++i)
+                for (int j = 0; j < 4; ++j)
+                  d[i][j] = dzv(n, k, 2 * ty + i - (2 - pt), 2 * tx + j - (2 - pl));
+              abs_v(d, &va[static_cast<size_t>(k * 16)]);
+            }
+            for (int64_t c = 0; c < C; ++c)
+              for (int i = 0; i < 2; ++i)
+                for (int j = 0; j < 2; ++j) {
+                  const int64_t h = 2 * ty + i, w = 2 * tx + j;
+                  if (h >= H || w >= W) continue;
+                  double e = 0.5, sx = 0.5;
+                  for (int64_t k = 0; k < K; ++k)
+                    for (int r = 0; r < 3; ++r)
+                      for (int s2 = 0; s2 < 3; ++s2)
+                        e += dzv(n, k, h + pt - r, w + pl - s2) * wv(k, c, r, s2);
+                  for (int64_t k = 0; k < K; ++k)
+                    for (int xi = 0; xi < 16; ++xi)
+                      sx += std::abs(kAtSigned[i][xi / 4] * kAtSigned[j][xi % 4]) *
+                            uat[static_cast<size_t>((c * K + k) * 16 + xi)] *
+                            va[static_cast<size_t>(k * 16 + xi)];
+                  const auto at = static_cast<size_t>(((n * C + c) * H + h) * W + w);
+                  REQUIRE(std::abs(one.dx[at] - e) <= (2.0 * double(K) + 64) * u * sx);
+                }
+          }
+    }
+  }
+  set_num_threads(saved);
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
+}
+
+TEST_CASE("gemm_nt_small: every ISA agrees with the reference GEMM", "[kernels][gemm]") {
+  // C = A B^T + beta C with rows of A and B contiguous along K. Both are float sums of K products
+  // in different orders: |fast - ref| <= (2K + 16) u (S + |beta C0|), S = sum_k |a_ik b_jk|.
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+  const double u = std::ldexp(1.0, -24);
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (int64_t M : {1, 3, 4, 5, 32})
+      for (int64_t N : {1, 4, 9, 27})
+        for (int64_t K : {1, 15, 16, 17, 100, 2688})
+          for (float beta : {0.0f, 1.0f}) {
+            INFO(to_string(isa) << " M=" << M << " N=" << N << " K=" << K << " beta=" << beta);
+            const int64_t lda = K + 3, ldb = K + 5, ldc = N + 2;
+            std::vector<float> a(static_cast<size_t>(M * lda)), b(static_cast<size_t>(N * ldb));
+            for (float& v : a) v = ud(rng);
+            for (float& v : b) v = ud(rng);
+            std::vector<float> c0(static_cast<size_t>(M * ldc));
+            for (float& v : c0)
+              v = beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : ud(rng);
+            std::vector<float> want(c0), got(c0);
+            ref::sgemm(false, true, M, N, K, 1.0f, a.data(), lda, b.data(), ldb, beta, want.data(),
+                       ldc);
+            t.gemm_nt_small(M, N, K, a.data(), lda, b.data(), ldb, beta, got.data(), ldc);
+            for (int64_t i = 0; i < M; ++i)
+              for (int64_t j = 0; j < ldc; ++j) {
+                const auto at = static_cast<size_t>(i * ldc + j);
+                if (j >= N) {  // outside C: untouched
+                  REQUIRE(same_bits(got[at], c0[at]));
+                  continue;
+                }
+                double s = beta == 0.0f ? 0.0 : std::abs(double(c0[at]));
+                for (int64_t k = 0; k < K; ++k)
+                  s += std::abs(double(a[static_cast<size_t>(i * lda + k)]) *
+                                b[static_cast<size_t>(j * ldb + k)]);
+                REQUIRE(std::abs(double(got[at]) - want[at]) <= (2.0 * double(K) + 16) * u * s);
+              }
+          }
+  }
+}
