@@ -221,7 +221,7 @@ void add_index_command(CLI::App& app) {
       ->check(CLI::Range(int64_t{2}, int64_t{1024}));
   build->add_option("--ef-construction", args->ef_construction, "HNSW build candidate list")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   add_model_option(*build);
   add_threads_option(*build);
   add_batch_option(*build);

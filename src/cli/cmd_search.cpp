@@ -117,7 +117,7 @@ void add_search_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{100000}));
   sub->add_option("--ef", args->ef, "HNSW search candidate list (default: the index's)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive());
   sub->add_option("--threshold", args->threshold,
                   "mark matches at or above this score as same (default: the model's)");
   add_model_option(*sub);

@@ -55,7 +55,7 @@ struct TrainArgs {
   double warmup = 0.0;
   uint64_t seed = 1;
   std::string loss;  // "": per mode
-  std::string mining = "batch_hard";
+  std::string mining = "all";
   double margin = std::nan("");
   double temperature = 0.2;
   double label_smoothing = 0.0;
@@ -632,6 +632,8 @@ void run_train(const TrainArgs& a) {
       " size=" + std::to_string(S) + " channels=" + std::to_string(C) +
       " width=" + std::to_string(a.width) + " depth=" + std::to_string(a.depth) +
       " epochs=" + std::to_string(a.epochs) + " batch=" + std::to_string(batch) +
+      (loss == "triplet" ? " mining=" + a.mining : std::string()) +
+      (std::isnan(a.margin) ? std::string() : " margin=" + fmt("%g", a.margin)) +
       " lr=" + fmt("%g", a.lr) + " seed=" + std::to_string(a.seed) + (a.augment ? " augment" : "");
   similarity::Embedder e(std::move(final_model));
 
@@ -741,10 +743,13 @@ void add_train_command(CLI::App& app) {
   g_arch->add_option("--dim", a->dim, "embedding dimension")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2}, int64_t{4096}));
-  g_arch->add_option("--size", a->size,
-                     "input side in pixels (default 28 Fashion-MNIST, 64 folders)");
-  g_arch->add_option("--channels", a->channels,
-                     "1 (gray) or 3 (RGB) (default 1 Fashion-MNIST, 3 folders)");
+  g_arch
+      ->add_option("--size", a->size, "input side in pixels (default 28 Fashion-MNIST, 64 folders)")
+      ->check(CLI::Range(0, 1024));
+  g_arch
+      ->add_option("--channels", a->channels,
+                   "1 (gray) or 3 (RGB) (default 1 Fashion-MNIST, 3 folders)")
+      ->check(CLI::IsMember({0, 1, 3}));
   g_arch->add_option("--width", a->width, "filters of the first conv block (doubling per block)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
@@ -756,12 +761,19 @@ void add_train_command(CLI::App& app) {
   g_opt->add_option("--batch", a->batch, "batch size (metric: P x K replaces it)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2}, int64_t{65536}));
-  g_opt->add_option("--p", a->p, "metric: classes per batch (default min(classes, 16))");
-  g_opt->add_option("--k", a->k, "metric: images per class in a batch (default batch / P)");
-  g_opt->add_option("--lr", a->lr, "Adam learning rate (cosine schedule)")->capture_default_str();
+  g_opt->add_option("--p", a->p, "metric: classes per batch (default min(classes, 16))")
+      ->check(non_negative());
+  g_opt->add_option("--k", a->k, "metric: images per class in a batch (default batch / P)")
+      ->check(non_negative());
+  g_opt->add_option("--lr", a->lr, "Adam learning rate (cosine schedule)")
+      ->capture_default_str()
+      ->check(positive());
   g_opt->add_option("--weight-decay", a->weight_decay, "AdamW decoupled weight decay (0: Adam)")
-      ->capture_default_str();
-  g_opt->add_option("--warmup", a->warmup, "linear warm-up, epochs")->capture_default_str();
+      ->capture_default_str()
+      ->check(non_negative());
+  g_opt->add_option("--warmup", a->warmup, "linear warm-up, epochs")
+      ->capture_default_str()
+      ->check(non_negative());
   g_opt->add_option("--seed", a->seed, "weights, split, batches, augmentation")
       ->capture_default_str();
   g_opt->add_option(
@@ -770,10 +782,15 @@ void add_train_command(CLI::App& app) {
   g_opt->add_option("--mining", a->mining, "triplet mining")
       ->capture_default_str()
       ->check(CLI::IsMember({"batch_hard", "semi_hard", "all"}));
-  g_opt->add_option("--margin", a->margin,
-                    "triplet (default 0.2) or contrastive (default 1) margin");
-  g_opt->add_option("--temperature", a->temperature, "NT-Xent temperature")->capture_default_str();
-  g_opt->add_option("--label-smoothing", a->label_smoothing, "classifier")->capture_default_str();
+  g_opt
+      ->add_option("--margin", a->margin, "triplet (default 0.2) or contrastive (default 1) margin")
+      ->check(non_negative());
+  g_opt->add_option("--temperature", a->temperature, "NT-Xent temperature")
+      ->capture_default_str()
+      ->check(positive());
+  g_opt->add_option("--label-smoothing", a->label_smoothing, "classifier")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   g_opt->add_flag("--augment", a->augment,
                   "classifier/metric: random horizontal flips and small shifts");
   g_opt->add_option("--views", a->views, "selfsup augmentation")
@@ -786,8 +803,10 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.9));
   g_data->add_option("--val-max", a->val_max, "at most this many held-out images")
-      ->capture_default_str();
-  g_data->add_option("--limit", a->limit, "use at most this many training images (quick runs)");
+      ->capture_default_str()
+      ->check(non_negative());
+  g_data->add_option("--limit", a->limit, "use at most this many training images (quick runs)")
+      ->check(non_negative());
   g_data->add_option("--max-memory-mb", a->max_memory_mb, "refuse to load more image data")
       ->capture_default_str();
   auto* g_cal = sub->add_option_group("threshold");
@@ -804,7 +823,8 @@ void add_train_command(CLI::App& app) {
                    "pick the lowest threshold with this precision instead of the most accurate")
       ->check(CLI::Range(0.0, 1.0));
   g_cal->add_option("--pairs", a->pairs, "pairs of each kind for calibration")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(positive());
   add_threads_option(*sub);
   add_json_flag(*sub, "print a JSON summary (history, calibration)");
   add_quiet_flag(*sub);

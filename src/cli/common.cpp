@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -59,6 +60,35 @@ void add_batch_option(CLI::App& sub) {
   sub.add_option("--batch", common().batch, "images per model call")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+}
+
+namespace {
+
+CLI::Validator number_check(bool strict) {
+  return CLI::Validator(
+      [strict](std::string& text) -> std::string {
+        double v = 0.0;
+        std::size_t used = 0;
+        try {
+          v = std::stod(text, &used);
+        } catch (const std::exception&) {
+          return "'" + text + "' is not a number";
+        }
+        if (used != text.size() || !std::isfinite(v)) return "'" + text + "' is not a number";
+        if (strict ? !(v > 0) : !(v >= 0))
+          return "must be " + std::string(strict ? "> 0" : ">= 0") + ", got " + text;
+        return "";
+      },
+      strict ? "POSITIVE" : "NON-NEGATIVE");
+}
+
+}  // namespace
+
+CLI::Validator positive() {
+  return number_check(true);
+}
+CLI::Validator non_negative() {
+  return number_check(false);
 }
 
 void apply_common() {

@@ -38,6 +38,9 @@ void add_threads_option(CLI::App& sub);
 void add_json_flag(CLI::App& sub, const std::string& what = "print machine-readable JSON");
 void add_quiet_flag(CLI::App& sub);
 void add_batch_option(CLI::App& sub);
+// Option checks with short messages ("must be > 0").
+CLI::Validator positive();
+CLI::Validator non_negative();
 // Applies --threads and --quiet; call first in every command.
 void apply_common();
 

@@ -9,6 +9,9 @@
 # file, corrupt model, corrupt index, empty folder, no model, usage errors), which must exit
 # non-zero with exactly one line "imgsim: ..." on stderr and never crash. Every check runs; the
 # exit status is 1 if any failed.
+#
+# pass() only echoes, so `check && pass ... || fail ...` is an if-then-else here.
+# shellcheck disable=SC2015
 set -u
 IMGSIM=$1
 MAKE_IMAGES=$2

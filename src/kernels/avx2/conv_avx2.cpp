@@ -102,6 +102,10 @@ inline void add_shifted(float* x, const float* d, int64_t ld, int64_t S, int64_t
 
 }  // namespace
 
+// gemm_nt_small: 3 x 3 results, 9 ymm accumulators plus 4 for operands, of 16 registers.
+#define IMGSIM_NT_LANES 8
+#define IMGSIM_NT_BLOCK_M 3
+#define IMGSIM_NT_BLOCK_N 3
 #include "kernels/conv_lowering.inc"
 #include "kernels/winograd.inc"
 

@@ -98,6 +98,7 @@ inline void add_shifted(float* x, const float* d, int64_t ld, int64_t S, int64_t
 }  // namespace
 
 // gemm_nt_small: 4 x 4 results, 16 zmm accumulators plus 5 for operands, of 32 registers.
+#define IMGSIM_NT_LANES 16
 #define IMGSIM_NT_BLOCK_M 4
 #define IMGSIM_NT_BLOCK_N 4
 #include "kernels/conv_lowering.inc"
