@@ -963,3 +963,42 @@ TEST_CASE("AugmentedImageDataset over an image folder, with bad files", "[augmen
   bad.channels = 2;
   CHECK_THROWS_AS(data::AugmentedImageDataset({"a.png"}, {}, Augmenter(), bad), InvalidArgument);
 }
+
+TEST_CASE("AugmentedImageDataset with a decoded-image cache", "[augment][dataset]") {
+  TempDir dir;
+  std::vector<std::string> paths;
+  for (int i = 0; i < 3; ++i) {
+    const std::string p = dir / ("img" + std::to_string(i) + ".png");
+    save_png(p, smooth_image(40 + 3 * i, 30 + i, 3));
+    paths.push_back(p);
+  }
+  data::AugmentedImageOptions o;
+  o.width = o.height = 12;
+  o.two_views = true;
+  o.seed = 5;
+  const std::vector<int64_t> idx = {1, 2, 0};
+  Tensor plain_x, cached_x, y;
+  // A cache side above every image keeps the decoded pixels as they are: the same tensors.
+  data::AugmentedImageDataset plain(paths, {}, Augmenter::near_duplicate(12), o);
+  plain.get(idx, plain_x, y);
+  o.cache_max_side = 64;
+  data::AugmentedImageDataset cached(paths, {}, Augmenter::near_duplicate(12), o);
+  cached.get(idx, cached_x, y);
+  REQUIRE(cached_x.shape() == plain_x.shape());
+  for (int64_t i = 0; i < plain_x.numel(); ++i) REQUIRE(cached_x[i] == plain_x[i]);
+  // Once cached, the files are no longer read: removing them changes nothing.
+  for (const auto& p : paths) std::filesystem::remove(p);
+  cached.set_epoch(0);
+  cached.get(idx, cached_x, y);
+  CHECK(cached.skipped().empty());
+  for (int64_t i = 0; i < plain_x.numel(); ++i) REQUIRE(cached_x[i] == plain_x[i]);
+  // A small cache side shrinks the stored images; the output keeps its size.
+  for (int i = 0; i < 3; ++i) save_png(paths[static_cast<std::size_t>(i)], smooth_image(80, 60, 3));
+  o.cache_max_side = 16;
+  data::AugmentedImageDataset small(paths, {}, Augmenter::near_duplicate(12), o);
+  small.get(idx, cached_x, y);
+  CHECK(cached_x.shape() == Shape{3, 2, 3, 12, 12});
+  CHECK(small.skipped().empty());
+  o.cache_max_side = -1;
+  CHECK_THROWS_AS(data::AugmentedImageDataset(paths, {}, Augmenter(), o), InvalidArgument);
+}

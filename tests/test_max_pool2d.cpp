@@ -1,4 +1,4 @@
-// MaxPool2D and Flatten.
+// MaxPool2D, Flatten and GlobalAvgPool2D.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -426,6 +426,62 @@ TEST_CASE("Flatten errors, options and configuration", "[flatten][serialize]") {
   auto loaded = make_layer("flatten");
   REQUIRE(loaded);
   CHECK(std::string(loaded->type()) == "flatten");
+  ByteReader r(w.buffer().data(), w.buffer().size(), "test record");
+  loaded->load_config(r, 1);
+  ByteReader r2(w.buffer().data(), w.buffer().size(), "test record");
+  CHECK_THROWS_AS(loaded->load_config(r2, 2), FormatError);
+}
+
+// ------------------------------------------------------------------------------------------------
+// GlobalAvgPool2D
+
+TEST_CASE("GlobalAvgPool2D averages each plane", "[global_avg_pool]") {
+  GlobalAvgPool2D g;
+  REQUIRE(g.build(Shape{3, 4, 5}) == Shape{3});
+  CHECK(g.describe() == "GlobalAvgPool2D()");
+  Rng rng(2);
+  Tensor x(Shape{2, 3, 4, 5});
+  fill_normal(x, rng);
+  Tensor y(Shape{2, 3});
+  g.forward(x, y, Phase::infer);
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 3; ++c) {
+      double s = 0.0;
+      for (int64_t h = 0; h < 4; ++h)
+        for (int64_t w = 0; w < 5; ++w) s += x.at(n, c, h, w);
+      REQUIRE(y[n * 3 + c] == Approx(s / 20.0).margin(1e-6));
+    }
+  Tensor dy(y.shape());
+  fill_normal(dy, rng);
+  Tensor dx(x.shape(), 0.5f);
+  g.backward(x, y, dy, &dx);
+  for (int64_t i = 0; i < dx.numel(); ++i) REQUIRE(dx[i] == Approx(0.5f + dy[i / 20] / 20.0f));
+  Tensor dx2(x.shape(), 7.0f);
+  g.backward_into(x, y, dy, dx2);
+  for (int64_t i = 0; i < dx2.numel(); ++i) REQUIRE(dx2[i] == Approx(dy[i / 20] / 20.0f));
+  g.backward(x, y, dy, nullptr);
+}
+
+TEST_CASE("GlobalAvgPool2D gradients", "[global_avg_pool][grad]") {
+  GlobalAvgPool2D g;
+  REQUIRE_GRADIENTS_OK(testing::check_layer_gradients(g, Shape{4, 3, 5}, {.batch = 2}));
+}
+
+TEST_CASE("GlobalAvgPool2D errors and configuration", "[global_avg_pool][serialize]") {
+  GlobalAvgPool2D g;
+  g.name = "gap";
+  const std::string msg = error_of([&] { g.build(Shape{12}); });
+  CHECK(msg.find("(12)") != std::string::npos);
+  CHECK(msg.find("gap") != std::string::npos);
+  CHECK_THROWS_AS(g.build(Shape{3, 0, 2}), ShapeError);
+  GlobalAvgPool2D h(GlobalAvgPool2D::Options{.input_shape = {3, 8, 8}});
+  CHECK(h.declared_input_shape() == Shape{3, 8, 8});
+  ByteWriter w;
+  h.save_config(w);
+  CHECK(w.buffer().empty());
+  auto loaded = make_layer("global_avg_pool2d");
+  REQUIRE(loaded);
+  CHECK(std::string(loaded->type()) == "global_avg_pool2d");
   ByteReader r(w.buffer().data(), w.buffer().size(), "test record");
   loaded->load_config(r, 1);
   ByteReader r2(w.buffer().data(), w.buffer().size(), "test record");

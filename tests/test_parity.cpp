@@ -287,6 +287,10 @@ TEST_CASE("Dense and Flatten match torch", "[parity][dense]") {
     Flatten l;
     run_layer("flatten", l, Phase::train);
   }
+  SECTION("global average pooling") {
+    GlobalAvgPool2D l;
+    run_layer("global_avg_pool", l, Phase::train);
+  }
 }
 
 TEST_CASE("BatchNorm matches torch", "[parity][batch_norm]") {

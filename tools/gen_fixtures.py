@@ -306,6 +306,23 @@ def flatten():
     return fx
 
 
+@case
+def global_avg_pool():
+    name = "global_avg_pool"
+    seed_for(name)
+    x = randn(2, 3, 5, 7)
+    xd = d(x, True)
+    y = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(xd, 1), 1)
+    dy = randn(*y.shape)
+    y.backward(d(dy))
+    fx = Fixture(name)
+    fx.add("x", x)
+    fx.add("y", y)
+    fx.add("dy", dy)
+    fx.add("dx", xd.grad)
+    return fx
+
+
 # --- BatchNorm ---------------------------------------------------------------------------------
 
 

@@ -46,7 +46,10 @@ struct TrainArgs {
   int channels = 0;  // 0: 1 for Fashion-MNIST, 3 for folders
   int width = 32;
   int depth = 1;
+  std::string head = "flatten";
   int epochs = 10;
+  int repeats = 1;
+  int cache_side = 0;
   int64_t batch = 128;
   int64_t p = 0;
   int64_t k = 0;
@@ -322,8 +325,9 @@ void normalise(Tensor& x, const similarity::Preprocessing& pre) {
 // --- model -----------------------------------------------------------------------------------
 
 // Conv blocks (3x3 'same' convolutions with BatchNorm and ReLU, then 2x2 max-pooling; widths
-// W, 2W, 4W, ... up to 8W) while the side is at least 6, then Flatten, Dense(dim) and
-// L2Normalize. A classifier adds Dense(classes) on the normalised embedding.
+// W, 2W, 4W, ... up to 8W) while the side is at least 6, then Flatten (or, with --head gap,
+// global average pooling, which makes the embedding depend less on where things are), Dense(dim)
+// and L2Normalize. A classifier adds Dense(classes) on the normalised embedding.
 void build_net(Sequential& m, const TrainArgs& a, int channels, int size, int classes_head) {
   int side = size;
   int64_t filters = a.width;
@@ -349,6 +353,8 @@ void build_net(Sequential& m, const TrainArgs& a, int channels, int size, int cl
     nn::Flatten::Options fo;
     fo.input_shape = Shape{channels, size, size};
     m.add(nn::Flatten(fo));
+  } else if (a.head == "gap") {
+    m.add(nn::GlobalAvgPool2D());
   } else {
     m.add(nn::Flatten());
   }
@@ -552,12 +558,19 @@ void run_train(const TrainArgs& a) {
     o.channels = C;
     o.two_views = true;
     o.seed = a.seed;
+    // Keep the decoded photos in memory, shrunk, when they fit the memory budget.
+    o.cache_max_side = a.cache_side > 0 ? a.cache_side : 4 * S;
+    const double cache_mb = static_cast<double>(m.train_paths.size()) * C * o.cache_max_side *
+                            o.cache_max_side / (1024.0 * 1024.0);
+    if (cache_mb > static_cast<double>(a.max_memory_mb)) o.cache_max_side = 0;
     views = std::make_unique<data::AugmentedImageDataset>(
         m.train_paths, std::vector<int>{},
         a.views == "simclr" ? image::Augmenter::simclr(S) : image::Augmenter::near_duplicate(S), o);
     batch = std::max<int64_t>(2, std::min<int64_t>(a.batch, n_train));
   }
-  const int64_t steps = std::max<int64_t>(1, n_train / batch);
+  // An epoch is `repeats` passes over the training images, each in a new order.
+  const int64_t steps_per_pass = std::max<int64_t>(1, n_train / batch);
+  const int64_t steps = steps_per_pass * a.repeats;
   nn::CosineLr schedule(a.epochs, 0.0, a.warmup);
   Rng rng(a.seed * 31 + 7);
   const int shift = std::max(1, S / 14);
@@ -570,13 +583,16 @@ void run_train(const TrainArgs& a) {
   for (int epoch = 0; epoch < a.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     if (views) views->set_epoch(static_cast<uint64_t>(epoch));
-    for (int64_t i = n_train - 1; i > 0; --i)
-      std::swap(order[static_cast<std::size_t>(i)], order[rng.below(static_cast<uint64_t>(i + 1))]);
     Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs), steps,
                  "steps");
     double sum = 0.0;
     for (int64_t s = 0; s < steps; ++s) {
-      idx.assign(order.begin() + s * batch, order.begin() + std::min(n_train, (s + 1) * batch));
+      const int64_t sp = s % steps_per_pass;
+      if (sp == 0)
+        for (int64_t i = n_train - 1; i > 0; --i)
+          std::swap(order[static_cast<std::size_t>(i)],
+                    order[rng.below(static_cast<uint64_t>(i + 1))]);
+      idx.assign(order.begin() + sp * batch, order.begin() + std::min(n_train, (sp + 1) * batch));
       if (a.mode == "metric") {
         idx.resize(static_cast<std::size_t>(batch));  // values unused: P x K sampling
         pk->get(idx, x, y);
@@ -631,7 +647,9 @@ void run_train(const TrainArgs& a) {
       "mode=" + a.mode + " loss=" + loss + " data=" + a.data + " dim=" + std::to_string(a.dim) +
       " size=" + std::to_string(S) + " channels=" + std::to_string(C) +
       " width=" + std::to_string(a.width) + " depth=" + std::to_string(a.depth) +
-      " epochs=" + std::to_string(a.epochs) + " batch=" + std::to_string(batch) +
+      " head=" + a.head + " epochs=" + std::to_string(a.epochs) +
+      (a.repeats > 1 ? " repeats=" + std::to_string(a.repeats) : std::string()) +
+      " batch=" + std::to_string(batch) +
       (loss == "triplet" ? " mining=" + a.mining : std::string()) +
       (std::isnan(a.margin) ? std::string() : " margin=" + fmt("%g", a.margin)) +
       " lr=" + fmt("%g", a.lr) + " seed=" + std::to_string(a.seed) + (a.augment ? " augment" : "");
@@ -750,6 +768,11 @@ void add_train_command(CLI::App& app) {
       ->add_option("--channels", a->channels,
                    "1 (gray) or 3 (RGB) (default 1 Fashion-MNIST, 3 folders)")
       ->check(CLI::IsMember({0, 1, 3}));
+  g_arch
+      ->add_option("--head", a->head,
+                   "after the conv blocks: flatten, or gap (global average pooling)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"flatten", "gap"}));
   g_arch->add_option("--width", a->width, "filters of the first conv block (doubling per block)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
@@ -758,6 +781,9 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::Range(1, 4));
   auto* g_opt = sub->add_option_group("optimisation");
   g_opt->add_option("--epochs", a->epochs)->capture_default_str()->check(CLI::Range(0, 100000));
+  g_opt->add_option("--repeats", a->repeats, "passes over the training images per epoch")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   g_opt->add_option("--batch", a->batch, "batch size (metric: P x K replaces it)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{2}, int64_t{65536}));
@@ -809,6 +835,11 @@ void add_train_command(CLI::App& app) {
       ->check(non_negative());
   g_data->add_option("--max-memory-mb", a->max_memory_mb, "refuse to load more image data")
       ->capture_default_str();
+  g_data
+      ->add_option("--cache-side", a->cache_side,
+                   "selfsup: keep decoded photos in memory shrunk to this longer side "
+                   "(default 4 x --size; off if over --max-memory-mb)")
+      ->check(CLI::Range(0, 8192));
   auto* g_cal = sub->add_option_group("threshold");
   g_cal->add_flag("--calibrate", a->calibrate,
                   "calibrate the same/different threshold on held-out pairs and store it in the "

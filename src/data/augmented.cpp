@@ -19,6 +19,9 @@ void check_options(const AugmentedImageOptions& o) {
   if (o.channels != 1 && o.channels != 3 && o.channels != 4)
     throw InvalidArgument("AugmentedImageDataset: channels must be 1, 3 or 4, got " +
                           std::to_string(o.channels));
+  if (o.cache_max_side < 0)
+    throw InvalidArgument("AugmentedImageDataset: cache_max_side must be >= 0, got " +
+                          std::to_string(o.cache_max_side));
   if (o.max_pixels < 1)
     throw InvalidArgument("AugmentedImageDataset: max_pixels must be positive, got " +
                           std::to_string(o.max_pixels));
@@ -58,6 +61,7 @@ AugmentedImageDataset::AugmentedImageDataset(std::vector<std::string> paths,
       throw InvalidArgument("AugmentedImageDataset: label " + std::to_string(labels_[i]) + " of " +
                             paths_[i] + " is negative");
   failed_.assign(paths_.size(), false);
+  if (options_.cache_max_side > 0) cache_.resize(paths_.size());
   set_epoch(0);
 }
 
@@ -93,8 +97,25 @@ int AugmentedImageDataset::label(int64_t i) const {
   return labels_[static_cast<std::size_t>(i)];
 }
 
-void AugmentedImageDataset::write_view(Rng& rng, float* dst) {
-  augmenter_.apply_into(decoded_, augmented_, rng);
+const image::Image& AugmentedImageDataset::decoded(std::size_t k) {
+  if (!cache_.empty() && !cache_[k].empty()) return cache_[k];
+  image::load_image_into(paths_[k], decoded_, file_buffer_,
+                         {.channels = options_.channels, .max_pixels = options_.max_pixels});
+  if (cache_.empty()) return decoded_;
+  const int side = std::max(decoded_.width(), decoded_.height());
+  const int m = options_.cache_max_side;
+  if (side <= m) {
+    cache_[k] = decoded_;
+  } else {
+    const int w = std::max(1, static_cast<int>(static_cast<int64_t>(decoded_.width()) * m / side));
+    const int h = std::max(1, static_cast<int>(static_cast<int64_t>(decoded_.height()) * m / side));
+    image::resize_into(decoded_, cache_[k], w, h, image::ResizeFilter::automatic);
+  }
+  return cache_[k];
+}
+
+void AugmentedImageDataset::write_view(const image::Image& src, Rng& rng, float* dst) {
+  augmenter_.apply_into(src, augmented_, rng);
   const image::Image* img = &augmented_;
   if (augmented_.width() != options_.width || augmented_.height() != options_.height) {
     image::resize_into(augmented_, resized_, options_.width, options_.height, options_.filter);
@@ -118,11 +139,10 @@ void AugmentedImageDataset::get(std::span<const int64_t> indices, Tensor& x, Ten
     if (!failed_[k]) {
       std::string reason;
       try {
-        image::load_image_into(paths_[k], decoded_, file_buffer_,
-                               {.channels = options_.channels, .max_pixels = options_.max_pixels});
+        const image::Image& src = decoded(k);
         for (int v = 0; v < views; ++v) {
           Rng view = sample.split();
-          write_view(view, dst + v * per_view);
+          write_view(src, view, dst + v * per_view);
         }
         continue;
       } catch (const FormatError& e) {

@@ -56,6 +56,7 @@ std::unique_ptr<Layer> make_layer(const std::string& type) {
   if (type == "conv2d") return std::make_unique<Conv2D>();
   if (type == "max_pool2d") return std::make_unique<MaxPool2D>();
   if (type == "flatten") return std::make_unique<Flatten>();
+  if (type == "global_avg_pool2d") return std::make_unique<GlobalAvgPool2D>();
   if (type == "relu") return std::make_unique<ReLU>();
   if (type == "leaky_relu") return std::make_unique<LeakyReLU>();
   if (type == "tanh") return std::make_unique<Tanh>();

@@ -42,6 +42,11 @@ struct AugmentedImageOptions {
   image::ResizeFilter filter = image::ResizeFilter::automatic;
   int64_t max_pixels = image::kDefaultMaxPixels;
   bool strict = false;
+  // 0: read and decode the file at every get(). > 0: decode each file once, shrink it (area
+  // filter) so that its longer side is at most this many pixels, and keep it in memory; for
+  // small collections seen many times (self-supervised training on a few hundred photos), where
+  // decoding and augmenting full-size photos would cost far more than the training step.
+  int cache_max_side = 0;
 };
 
 class AugmentedImageDataset : public Dataset {
@@ -72,8 +77,10 @@ class AugmentedImageDataset : public Dataset {
 
  private:
   void check_index(int64_t i, const char* what) const;
-  // Writes one augmented view of decoded_ at dst (C * H * W floats).
-  void write_view(Rng& rng, float* dst);
+  // Writes one augmented view of `src` at dst (C * H * W floats).
+  void write_view(const image::Image& src, Rng& rng, float* dst);
+  // The decoded image of sample k (from the cache when enabled); throws as load_image_into.
+  const image::Image& decoded(std::size_t k);
 
   std::vector<std::string> paths_;
   std::vector<int> labels_;
@@ -86,6 +93,7 @@ class AugmentedImageDataset : public Dataset {
   // Reused by get().
   std::vector<unsigned char> file_buffer_;
   image::Image decoded_;
+  std::vector<image::Image> cache_;  // with cache_max_side: decoded, shrunk images (or empty)
   image::Image augmented_;
   image::Image resized_;
 };

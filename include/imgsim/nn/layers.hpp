@@ -158,6 +158,25 @@ class Flatten : public Layer {
   void load_config(ByteReader& r, uint32_t version) override;
 };
 
+// Global average pooling: (C, H, W) -> (C), each channel's mean over its H x W plane
+// (torch.nn.AdaptiveAvgPool2d(1) followed by flatten; Keras GlobalAveragePooling2D).
+class GlobalAvgPool2D : public Layer {
+ public:
+  GlobalAvgPool2D() = default;
+  struct Options {
+    Shape input_shape{};
+  };
+  explicit GlobalAvgPool2D(Options opt);
+  const char* type() const override { return "global_avg_pool2d"; }
+  std::string describe() const override;
+  Shape build(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, Phase phase) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+  void backward_into(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx) override;
+  void save_config(ByteWriter& w) const override;
+  void load_config(ByteReader& r, uint32_t version) override;
+};
+
 // Element-wise activations as layers (Conv2D and Dense can also fuse them).
 class ActivationLayer : public Layer {
  public:
