@@ -10,6 +10,8 @@
 #   test    build + Catch2, Google Benchmark (benchmarks are compiled in CI), clang-format,
 #           the Fashion-MNIST data set
 #   data    the Fashion-MNIST data set (/usr/share/datasets/fashion-mnist)
+#   photos  what scripts/fetch-photos.sh needs to collect the allowed packages' photos (python3;
+#           apt-get and dpkg-deb are in every Debian)
 #   bench   build + Google Benchmark, OpenBLAS (pthread build) for bench/compare_torch.sh
 #   format  clang-format
 #   dev     all of the above
@@ -23,12 +25,13 @@ profile_packages() {
   case "$1" in
     build) echo build-essential cmake ninja-build libeigen3-dev libstb-dev zlib1g-dev libhnswlib-dev libcli11-dev nlohmann-json3-dev ;;
     data) echo dataset-fashion-mnist ;;
+    photos) echo python3 ;;
     bench) echo "$(profile_packages build)" libbenchmark-dev libopenblas0-pthread ;;
     format) echo clang-format ;;
     test) echo "$(profile_packages bench)" catch2 clang-format dataset-fashion-mnist ;;
-    dev) echo "$(profile_packages test)" ;;
+    dev) echo "$(profile_packages test)" python3 ;;
     *)
-      echo "install-deps: unknown profile '$1' (build, test, data, bench, format, dev)" >&2
+      echo "install-deps: unknown profile '$1' (build, test, data, photos, bench, format, dev)" >&2
       return 1
       ;;
   esac

@@ -171,6 +171,65 @@ TEST_CASE("Embedder: shape, unit length, batch equals single", "[embedder]") {
   CHECK(cosine({batch.data(), 8}, {batch.data() + 8, 8}) < 0.9999f);
 }
 
+TEST_CASE("Embedder flip averaging: mirror images embed alike", "[embedder]") {
+  // Mirror images built pixel by pixel: left-right, top-bottom, both.
+  auto mirror = [](const image::Image& src, bool fx, bool fy) {
+    image::Image out(src.width(), src.height(), src.channels());
+    for (int y = 0; y < src.height(); ++y)
+      for (int x = 0; x < src.width(); ++x)
+        for (int c = 0; c < src.channels(); ++c)
+          out.at(x, y, c) = src.at(fx ? src.width() - 1 - x : x, fy ? src.height() - 1 - y : y, c);
+    return out;
+  };
+  const image::Image img = random_image(16, 16, 31);
+  const std::vector<image::Image> imgs = {img, mirror(img, true, false), mirror(img, false, true),
+                                          mirror(img, true, true)};
+  auto embed_with = [&](Preprocessing::Flips f) {
+    nn::Sequential m = tiny_model();
+    Preprocessing p = Preprocessing::from_metadata(m.metadata(), m.input_shape());
+    p.flip_average = f;
+    p.to_metadata(m.metadata());
+    Embedder e(std::move(m));
+    CHECK(e.preprocessing().flip_average == f);
+    return e.embed_images(imgs);
+  };
+  auto cos = [](const Tensor& t, int i, int j) {
+    return cosine({t.data() + i * 8, 8}, {t.data() + j * 8, 8});
+  };
+  const Tensor none = embed_with(Preprocessing::Flips::none);
+  const Tensor h = embed_with(Preprocessing::Flips::h);
+  const Tensor hv = embed_with(Preprocessing::Flips::hv);
+  // Without averaging, a random network tells a mirror image from the original.
+  CHECK(cos(none, 0, 1) < 0.9999f);
+  // h: left-right mirrors (and the top-bottom pair) coincide, top-bottom ones need not.
+  CHECK(cos(h, 0, 1) == Approx(1.0f).margin(1e-5));
+  CHECK(cos(h, 2, 3) == Approx(1.0f).margin(1e-5));
+  CHECK(cos(h, 0, 2) < 0.9999f);
+  // hv: all four coincide.
+  for (int i = 1; i < 4; ++i) CHECK(cos(hv, 0, i) == Approx(1.0f).margin(1e-5));
+  for (int i = 0; i < 4; ++i) CHECK(norm(hv.data() + i * 8, 8) == Approx(1.0).epsilon(1e-6));
+  // The average is the normalised sum of the plain embeddings of the four images.
+  std::vector<double> sum(8, 0.0);
+  for (int i = 0; i < 4; ++i)
+    for (int t = 0; t < 8; ++t) sum[static_cast<std::size_t>(t)] += none.data()[i * 8 + t];
+  const double n = std::sqrt(std::inner_product(sum.begin(), sum.end(), sum.begin(), 0.0));
+  for (int t = 0; t < 8; ++t)
+    CHECK(hv.data()[t] == Approx(sum[static_cast<std::size_t>(t)] / n).margin(1e-5));
+  // Metadata values.
+  std::map<std::string, std::string> md;
+  Preprocessing p;
+  p.flip_average = Preprocessing::Flips::hv;
+  p.to_metadata(md);
+  CHECK(md.at(kMetaFlipAverage) == "hv");
+  CHECK(Preprocessing::from_metadata(md, Shape{3, 64, 64}).flip_average ==
+        Preprocessing::Flips::hv);
+  md.erase(kMetaFlipAverage);
+  CHECK(Preprocessing::from_metadata(md, Shape{3, 64, 64}).flip_average ==
+        Preprocessing::Flips::none);
+  md[kMetaFlipAverage] = "yes";
+  CHECK_THROWS_AS(Preprocessing::from_metadata(md, Shape{3, 64, 64}), FormatError);
+}
+
 TEST_CASE("Embedder::compare: symmetric, 1 for identical images", "[embedder]") {
   Embedder e(tiny_model());
   const image::Image a = random_image(30, 20, 1), b = random_image(18, 25, 2);

@@ -1,12 +1,16 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <random>
 #include <string>
 
 #include "data_test_util.hpp"
+#include "image/stb_backend.hpp"
 #include "imgsim/error.hpp"
+#include "imgsim/image/augment.hpp"
 #include "imgsim/image/image.hpp"
 
 using namespace imgsim;
@@ -500,4 +504,58 @@ TEST_CASE("JPEG headers behind large metadata segments are found", "[image][io]"
   CHECK(info.height == 16);
   CHECK(info.channels == 3);
   CHECK(same_pixels(load_image(dir / "meta.jpg"), load_image_from_memory(plain)));
+}
+
+TEST_CASE("Box shrinking gives stb_image_resize's box filter result", "[image][resize]") {
+  // resize, resize_center_crop and resized_crop shrink with their own area-averaging pass when
+  // the filter is box on both axes (image/box_resample.hpp); it must agree with
+  // stb_image_resize, which they used before and still use for the other cases, to rounding.
+  auto stb = [](const Image& src, int w, int h, float s0, float t0, float s1, float t1) {
+    Image out(w, h, src.channels());
+    REQUIRE(detail::stb_resize_region(src.data(), src.width(), src.height(), out.data(), w, h,
+                                      src.channels(), -1, detail::StbFilter::box,
+                                      detail::StbFilter::box, s0, t0, s1, t1));
+    for (int64_t i = 0; i < out.size(); ++i) out.data()[i] = std::clamp(out.data()[i], 0.0f, 1.0f);
+    return out;
+  };
+  auto max_diff = [](const Image& a, const Image& b) {
+    REQUIRE(a.width() == b.width());
+    REQUIRE(a.height() == b.height());
+    REQUIRE(a.channels() == b.channels());
+    float d = 0.0f;
+    for (int64_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a.data()[i] - b.data()[i]));
+    return d;
+  };
+  // stb_image_resize computes its weights in float (this pass in double), so results differ by
+  // a few 1e-6 on random pixels in [0, 1] (3.4e-6 at most here).
+  constexpr float kTol = 1e-5f;
+  uint32_t seed = 40;
+  for (int c : {1, 3}) {
+    for (auto [sw, sh, w, h] :
+         {std::array{500, 375, 64, 64}, std::array{97, 61, 13, 7}, std::array{64, 48, 64, 24},
+          std::array{331, 512, 17, 160}, std::array{10, 10, 3, 3}, std::array{640, 20, 64, 1}}) {
+      DYNAMIC_SECTION(c << " channels, " << sw << "x" << sh << " -> " << w << "x" << h) {
+        const Image src = random_image(sw, sh, c, ++seed);
+        CHECK(max_diff(resize(src, w, h, ResizeFilter::box), stb(src, w, h, 0, 0, 1, 1)) < kTol);
+        if (w < sw && h < sh) CHECK(max_diff(resize(src, w, h), stb(src, w, h, 0, 0, 1, 1)) < kTol);
+        // The centred region of the target's aspect ratio, as resize_center_crop computes it.
+        const double sa = static_cast<double>(sw) / sh, da = static_cast<double>(w) / h;
+        const double fx = sa > da ? da / sa : 1.0, fy = sa > da ? 1.0 : sa / da;
+        const auto s0 = static_cast<float>((1 - fx) / 2), t0 = static_cast<float>((1 - fy) / 2);
+        const float s1 = fx == 1.0 ? 1.0f : static_cast<float>((1 + fx) / 2);
+        const float t1 = fy == 1.0 ? 1.0f : static_cast<float>((1 + fy) / 2);
+        CHECK(max_diff(resize_center_crop(src, w, h, ResizeFilter::box),
+                       stb(src, w, h, s0, t0, s1, t1)) < kTol);
+        // A crop rectangle read in place, against cutting it first.
+        const CropRect r{sw / 5, sh / 7, std::min(sw - sw / 5, std::max(w, sw / 2)),
+                         std::min(sh - sh / 7, std::max(h, sh - sh / 7 - 1))};
+        Image fast;
+        resized_crop_into(src, fast, r, w, h, ResizeFilter::box);
+        CHECK(max_diff(fast, stb(crop(src, r.x, r.y, r.width, r.height), w, h, 0, 0, 1, 1)) < kTol);
+      }
+    }
+  }
+  // Constant images stay constant; values stay in [0, 1].
+  const Image flat = resize(Image(301, 203, 3, 0.7f), 64, 64);
+  for (int64_t i = 0; i < flat.size(); ++i) REQUIRE(flat.data()[i] == Approx(0.7).margin(1e-6));
 }

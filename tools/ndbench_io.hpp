@@ -1,6 +1,7 @@
 // Near-duplicate benchmark files (docs/ndbench.md, "Files"): CSV reading and writing, the
 // benchmark's ground truth and database lists, and prediction files. Header-only, shared by the
-// imgsim-ndbench-* programs and tests/test_ndbench_metrics.cpp.
+// imgsim-ndbench-* programs, `imgsim eval --bench` (src/cli/cmd_eval.cpp) and
+// tests/test_ndbench_metrics.cpp.
 //
 // CSV as RFC 4180: comma-separated, a field holding a comma, a double quote or a line break is
 // double-quoted with inner quotes doubled; records end with "\n" (a "\r\n" is accepted); the

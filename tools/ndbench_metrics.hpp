@@ -1,5 +1,6 @@
 // Near-duplicate benchmark metrics (docs/ndbench.md, "Metrics"), header-only so the unit test
-// (tests/test_ndbench_metrics.cpp) and the scorer (tools/ndbench_score.cpp) share them.
+// (tests/test_ndbench_metrics.cpp), the scorer (tools/ndbench_score.cpp) and `imgsim eval --bench`
+// (src/cli/cmd_eval.cpp) share them.
 //
 // Input: scored (query, database item) pairs and, for each query, its true database item or
 // none. As in the 2021 Image Similarity Challenge (ISC) every pair of every query goes into one

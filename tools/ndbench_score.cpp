@@ -4,8 +4,6 @@
 //
 //   imgsim-ndbench-score --bench data/ndbench --predictions phash=phash.csv
 //                        [--predictions cnn=cnn.csv ...] [--json scores.json]
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -14,6 +12,7 @@
 
 #include "ndbench_io.hpp"
 #include "ndbench_metrics.hpp"
+#include "ndbench_report.hpp"
 
 namespace fs = std::filesystem;
 namespace nd = imgsim::ndbench;
@@ -36,34 +35,9 @@ constexpr const char* kUsage =
 }
 
 struct Method {
-  std::string name;
   fs::path file;
-  int64_t records = 0;
-  std::vector<nd::Metrics> rows;  // overall, then one per family
+  nd::MethodScores scores;
 };
-
-std::string fixed(double v, int decimals) {
-  if (std::isnan(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
-
-std::string json_number(double v) {
-  if (std::isnan(v)) return "null";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.6f", v);
-  return buf;
-}
-
-std::string json_metrics(const nd::Metrics& m) {
-  return "{\"queries\": " + std::to_string(m.queries) +
-         ", \"with_match\": " + std::to_string(m.positives) +
-         ", \"pairs\": " + std::to_string(m.pairs) + ", \"micro_ap\": " + json_number(m.micro_ap) +
-         ", \"recall_at_1\": " + json_number(m.recall_at_1) +
-         ", \"recall_at_p90\": " + json_number(m.recall_at_p90) +
-         ", \"threshold_at_p90\": " + json_number(m.threshold_at_p90) + "}";
-}
 
 }  // namespace
 
@@ -87,11 +61,11 @@ int main(int argc, char** argv) {
       Method m;
       const auto eq = v.find('=');
       if (eq != std::string::npos && eq > 0) {
-        m.name = v.substr(0, eq);
+        m.scores.name = v.substr(0, eq);
         m.file = v.substr(eq + 1);
       } else {
         m.file = v;
-        m.name = m.file.stem().string();
+        m.scores.name = m.file.stem().string();
       }
       methods.push_back(std::move(m));
     } else {
@@ -102,51 +76,25 @@ int main(int argc, char** argv) {
 
   try {
     const nd::Benchmark bench = nd::load_benchmark(bench_dir);
-    const std::vector<int64_t> match = bench.matches();
-    const auto& families = nd::family_names();
-    std::vector<std::vector<int64_t>> by_family(families.size());
-    for (std::size_t q = 0; q < bench.queries.size(); ++q)
-      for (std::size_t f = 0; f < families.size(); ++f)
-        if (bench.queries[q].family == families[f]) by_family[f].push_back(static_cast<int64_t>(q));
-    const int64_t items = static_cast<int64_t>(bench.db.size());
-
+    std::vector<nd::MethodScores> scores;
     for (Method& m : methods) {
       const std::vector<nd::ScoredPair> pairs = nd::load_predictions(m.file, bench);
-      m.records = static_cast<int64_t>(pairs.size());
-      m.rows.push_back(nd::evaluate(pairs, match, items));
-      for (const auto& sel : by_family)
-        m.rows.push_back(sel.empty() ? nd::Metrics{} : nd::evaluate(pairs, match, items, sel));
+      m.scores.predictions = static_cast<int64_t>(pairs.size());
+      m.scores.rows = nd::evaluate_by_family(pairs, bench);
+      scores.push_back(m.scores);
     }
 
     // Markdown: one row per subset; per method micro-AP, recall@1, recall at 90% precision.
-    std::cout << "| edits | queries | with match |";
-    for (const Method& m : methods)
-      std::cout << " " << m.name << " µAP | " << m.name << " R@1 | " << m.name << " R@P90 |";
-    std::cout << "\n|---|---:|---:|";
-    for (std::size_t i = 0; i < methods.size(); ++i) std::cout << "---:|---:|---:|";
-    std::cout << "\n";
-    for (std::size_t r = 0; r <= families.size(); ++r) {
-      const nd::Metrics& first = methods.front().rows[r];
-      std::cout << "| " << (r == 0 ? std::string("**all**") : families[r - 1]) << " | "
-                << first.queries << " | " << first.positives << " |";
-      for (const Method& m : methods)
-        std::cout << " " << fixed(m.rows[r].micro_ap, 3) << " | " << fixed(m.rows[r].recall_at_1, 3)
-                  << " | " << fixed(m.rows[r].recall_at_p90, 3) << " |";
-      std::cout << "\n";
-    }
+    nd::write_markdown_table(std::cout, scores);
 
     if (!json_path.empty()) {
       std::string j =
           "{\n  \"bench\": " + nd::json_string(bench_dir.generic_string()) + ",\n  \"methods\": {";
-      for (std::size_t k = 0; k < methods.size(); ++k) {
-        const Method& m = methods[k];
+      for (std::size_t k = 0; k < scores.size(); ++k) {
+        const nd::MethodScores& m = scores[k];
         j += std::string(k ? "," : "") + "\n    " + nd::json_string(m.name) +
-             ": {\n      \"predictions\": " + std::to_string(m.records) +
-             ",\n      \"overall\": " + json_metrics(m.rows[0]) + ",\n      \"families\": {";
-        for (std::size_t f = 0; f < families.size(); ++f)
-          j += std::string(f ? "," : "") + "\n        \"" + families[f] +
-               "\": " + json_metrics(m.rows[f + 1]);
-        j += "\n      }\n    }";
+             ": {\n      \"predictions\": " + std::to_string(m.predictions) + ",\n      " +
+             nd::json_method_figures(m, 6) + "\n    }";
       }
       j += "\n  }\n}\n";
       if (json_path == "-") {

@@ -47,6 +47,7 @@ struct TrainArgs {
   int width = 32;
   int depth = 1;
   std::string head = "flatten";
+  std::string flip_average = "none";
   int epochs = 10;
   int repeats = 1;
   int cache_side = 0;
@@ -433,34 +434,38 @@ Pairs class_pairs(const Tensor& emb, const std::vector<int>& labels, int64_t wan
   return p;
 }
 
-// Two near-duplicate edits of each held-out image (same) against edits of two different
-// images (different).
+// Two near-duplicate edits of a held-out image (same) against edits of two different images
+// (different): `want` of each kind (at least one per image), going round the images with new
+// edits each round.
 Pairs view_pairs(similarity::Embedder& e, const std::vector<image::Image>& images, int size,
-                 uint64_t seed) {
+                 int64_t want, uint64_t seed) {
   Pairs p;
   const auto n = static_cast<int64_t>(images.size());
   if (n < 2) return p;
+  const int64_t total = std::max(want, n);
   const image::Augmenter aug = image::Augmenter::near_duplicate(size);
-  std::vector<image::Image> a(images.size()), b(images.size());
+  std::vector<image::Image> a(static_cast<std::size_t>(total)), b(a.size());
   Rng rng(seed);
   std::vector<Rng> rngs;
-  for (int64_t i = 0; i < n; ++i) rngs.push_back(rng.split());
-  parallel(n, [&](int64_t i) {
-    const auto k = static_cast<std::size_t>(i);
-    a[k] = aug.apply(images[k], rngs[k]);
-    b[k] = aug.apply(images[k], rngs[k]);
+  for (int64_t i = 0; i < total; ++i) rngs.push_back(rng.split());
+  parallel(total, [&](int64_t t) {
+    const auto k = static_cast<std::size_t>(t);
+    const image::Image& src = images[static_cast<std::size_t>(t % n)];
+    a[k] = aug.apply(src, rngs[k]);
+    b[k] = aug.apply(src, rngs[k]);
   });
   const Tensor ea = e.embed_images(a), eb = e.embed_images(b);
   const int64_t d = e.dim();
-  for (int64_t i = 0; i < n; ++i) {
-    p.same.push_back(static_cast<float>(dot(ea.data() + i * d, eb.data() + i * d, d)));
-    int64_t j = static_cast<int64_t>(rng.below(static_cast<uint64_t>(n - 1)));
-    if (j >= i) ++j;
-    p.different.push_back(static_cast<float>(dot(ea.data() + i * d, eb.data() + j * d, d)));
+  for (int64_t t = 0; t < total; ++t) {
+    p.same.push_back(static_cast<float>(dot(ea.data() + t * d, eb.data() + t * d, d)));
+    // An edit of another image: a row whose source differs.
+    int64_t u = static_cast<int64_t>(rng.below(static_cast<uint64_t>(total)));
+    while (u % n == t % n) u = static_cast<int64_t>(rng.below(static_cast<uint64_t>(total)));
+    p.different.push_back(static_cast<float>(dot(ea.data() + t * d, eb.data() + u * d, d)));
   }
-  p.what = std::to_string(n) + " same / " + std::to_string(n) +
-           " different pairs of near-duplicate edits (Augmenter::near_duplicate) of held-out "
-           "images";
+  p.what = std::to_string(total) + " same / " + std::to_string(total) +
+           " different pairs of near-duplicate edits (Augmenter::near_duplicate) of " +
+           std::to_string(n) + " held-out images";
   return p;
 }
 
@@ -638,6 +643,9 @@ void run_train(const TrainArgs& a) {
 
   // The model file: the embedding network with its preprocessing and recipe.
   Sequential final_model = a.mode == "classifier" ? embedding_model(net, a, C, S) : std::move(net);
+  pre.flip_average = a.flip_average == "hv"  ? similarity::Preprocessing::Flips::hv
+                     : a.flip_average == "h" ? similarity::Preprocessing::Flips::h
+                                             : similarity::Preprocessing::Flips::none;
   pre.to_metadata(final_model.metadata());
   auto& md = final_model.metadata();
   md["imgsim.train.mode"] = a.mode;
@@ -647,7 +655,8 @@ void run_train(const TrainArgs& a) {
       "mode=" + a.mode + " loss=" + loss + " data=" + a.data + " dim=" + std::to_string(a.dim) +
       " size=" + std::to_string(S) + " channels=" + std::to_string(C) +
       " width=" + std::to_string(a.width) + " depth=" + std::to_string(a.depth) +
-      " head=" + a.head + " epochs=" + std::to_string(a.epochs) +
+      " head=" + a.head + (a.flip_average != "none" ? " flip-average=" + a.flip_average : "") +
+      " epochs=" + std::to_string(a.epochs) +
       (a.repeats > 1 ? " repeats=" + std::to_string(a.repeats) : std::string()) +
       " batch=" + std::to_string(batch) +
       (loss == "triplet" ? " mining=" + a.mining : std::string()) +
@@ -679,7 +688,13 @@ void run_train(const TrainArgs& a) {
         for (const std::string& p : m.val_paths) {
           if (static_cast<int64_t>(imgs.size()) >= a.pairs) break;
           try {
-            imgs.push_back(image::load_image(p, lo));
+            image::Image img = image::load_image(p, lo);
+            // Shrunk as in training (the decoded-photo cache): the edits end at S x S anyway.
+            const int side = std::max(img.width(), img.height()), cap = 4 * S;
+            if (side > cap)
+              img = image::resize(img, std::max(1, img.width() * cap / side),
+                                  std::max(1, img.height() * cap / side));
+            imgs.push_back(std::move(img));
           } catch (const std::exception& ex) {
             warn("skipped " + p + ": " + ex.what());
           }
@@ -696,7 +711,7 @@ void run_train(const TrainArgs& a) {
           imgs.push_back(std::move(img));
         }
       }
-      pairs = view_pairs(e, imgs, S, a.seed + 13);
+      pairs = view_pairs(e, imgs, S, a.pairs, a.seed + 13);
     }
     if (pairs.same.empty() || pairs.different.empty())
       throw Error("train: --calibrate found no " +
@@ -773,6 +788,12 @@ void add_train_command(CLI::App& app) {
                    "after the conv blocks: flatten, or gap (global average pooling)")
       ->capture_default_str()
       ->check(CLI::IsMember({"flatten", "gap"}));
+  g_arch
+      ->add_option("--flip-average", a->flip_average,
+                   "embed each image and its mirror images and add them: h (left-right, twice the "
+                   "inference work) or hv (also top-bottom, four times)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "h", "hv"}));
   g_arch->add_option("--width", a->width, "filters of the first conv block (doubling per block)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));

@@ -39,7 +39,12 @@ Common& common() {
 
 void add_model_option(CLI::App& sub) {
   sub.add_option("-m,--model", common().model,
-                 "model file (default: $IMGSIM_MODEL, else the shipped models/default.imgsim)");
+                 "model file (default: $IMGSIM_MODEL, else the shipped models/default.imgsim)")
+      ->check(CLI::Validator(
+          [](std::string& path) {
+            return path.empty() ? std::string("empty path") : std::string();
+          },
+          "FILE"));
 }
 
 void add_threads_option(CLI::App& sub) {

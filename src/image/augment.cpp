@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "image/augment_internal.hpp"
+#include "image/box_resample.hpp"
 #include "imgsim/error.hpp"
 #include "imgsim/image/augment.hpp"
 
@@ -112,6 +113,13 @@ void crop_into(const Image& src, Image& dst, int x, int y, int width, int height
 void resized_crop_into(const Image& src, Image& dst, const CropRect& rect, int width, int height,
                        ResizeFilter filter) {
   check_out_size("resized_crop", width, height);
+  // Box shrinking reads the rectangle in place; other filters see the cut's own edges.
+  if (!src.empty() && rect.x >= 0 && rect.y >= 0 && rect.width >= 1 && rect.height >= 1 &&
+      int64_t{rect.x} + rect.width <= src.width() &&
+      int64_t{rect.y} + rect.height <= src.height() &&
+      detail::box_resample(src, dst, width, height, filter, rect.x, rect.y, rect.x + rect.width,
+                           rect.y + rect.height))
+    return;
   thread_local Image cut;
   crop_into(src, cut, rect.x, rect.y, rect.width, rect.height);
   resize_into(cut, dst, width, height, filter);

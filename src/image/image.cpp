@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "image/box_resample.hpp"
 #include "image/exif.hpp"
 #include "image/jpeg_guard.hpp"
 #include "image/stb_backend.hpp"
@@ -143,6 +144,11 @@ void resample(const char* what, const Image& src, Image& dst, int width, int hei
     std::copy(src.data(), src.data() + src.size(), dst.data());
     return;
   }
+  if (s0 >= 0.0f && t0 >= 0.0f && s1 <= 1.0f && t1 <= 1.0f &&
+      detail::box_resample(src, dst, width, height, filter, src.width() * double{s0},
+                           src.height() * double{t0}, src.width() * double{s1},
+                           src.height() * double{t1}))
+    return;
   if (!detail::stb_resize_region(src.data(), src.width(), src.height(), dst.data(), width, height,
                                  c, c == 4 ? 3 : -1, stb_filter(filter, width < region_w),
                                  stb_filter(filter, height < region_h), s0, t0, s1, t1))
@@ -154,6 +160,114 @@ void resample(const char* what, const Image& src, Image& dst, int width, int hei
 }
 
 }  // namespace
+
+// --- box (area) shrinking -------------------------------------------------------------------
+
+namespace detail {
+
+namespace {
+
+// The source taps of each output pixel along one axis: output i covers [a + i * step,
+// a + (i + 1) * step) of the source (step = (b - a) / out); source pixel n, the interval
+// [n, n + 1), weighs its overlap with it, normalised to a sum of 1.
+struct BoxTaps {
+  std::vector<int> first;      // first source pixel of output i
+  std::vector<int> count;      // number of source pixels of output i
+  std::vector<float> weights;  // output i's weights at [i * stride, i * stride + count[i])
+  int stride = 0;
+};
+
+void box_taps(int in, int out, double a, double b, BoxTaps& t) {
+  const double step = (b - a) / out;
+  t.stride = static_cast<int>(std::ceil(step)) + 2;
+  t.first.assign(static_cast<std::size_t>(out), 0);
+  t.count.assign(static_cast<std::size_t>(out), 0);
+  t.weights.assign(static_cast<std::size_t>(out) * static_cast<std::size_t>(t.stride), 0.0f);
+  double w[64];
+  for (int i = 0; i < out; ++i) {
+    const double lo = a + step * i;
+    const double hi = i + 1 == out ? b : a + step * (i + 1);
+    const int n0 = std::clamp(static_cast<int>(std::floor(lo)), 0, in - 1);
+    const int n1 = std::clamp(static_cast<int>(std::ceil(hi)) - 1, n0, in - 1);
+    int first = -1, k = 0;
+    double total = 0.0;
+    for (int n = n0; n <= n1; ++n) {
+      const double overlap = std::min<double>(n + 1, hi) - std::max<double>(n, lo);
+      if (!(overlap > 0.0)) continue;  // only at the ends
+      if (first < 0) first = n;
+      w[k++] = overlap;
+      total += overlap;
+    }
+    if (first < 0) {  // (a degenerate interval: take the pixel it lies in)
+      first = n0;
+      w[0] = total = 1.0;
+      k = 1;
+    }
+    t.first[static_cast<std::size_t>(i)] = first;
+    t.count[static_cast<std::size_t>(i)] = k;
+    float* dst =
+        t.weights.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(t.stride);
+    for (int j = 0; j < k; ++j) dst[j] = static_cast<float>(w[j] / total);
+  }
+}
+
+}  // namespace
+
+bool box_resample(const Image& src, Image& dst, int width, int height, ResizeFilter filter,
+                  double x0, double y0, double x1, double y1) {
+  const int c = src.channels();
+  const double region_w = x1 - x0, region_h = y1 - y0;
+  if (c == 4 || &src == &dst || !(region_w > 0.0) || !(region_h > 0.0) || width > region_w ||
+      height > region_h || stb_filter(filter, width < region_w) != StbFilter::box ||
+      stb_filter(filter, height < region_h) != StbFilter::box || x0 < 0.0 || y0 < 0.0 ||
+      x1 > src.width() || y1 > src.height())
+    return false;
+  // At most 62 source pixels per output pixel on an axis (the tap buffer of box_taps); longer
+  // boxes are rare (shrinking over 60 times) and left to stb_image_resize.
+  if (region_w / width > 60.0 || region_h / height > 60.0) return false;
+  thread_local BoxTaps tx, ty;
+  thread_local std::vector<float> row;
+  box_taps(src.width(), width, x0, x1, tx);
+  box_taps(src.height(), height, y0, y1, ty);
+  const int col0 = tx.first.front();
+  const int col1 = tx.first.back() + tx.count.back();
+  const std::size_t span = static_cast<std::size_t>(col1 - col0) * static_cast<std::size_t>(c);
+  row.resize(span);
+  dst.reset(width, height, c);
+  float* acc = row.data();
+  for (int y = 0; y < height; ++y) {
+    // Vertical: the weighted sum of the covered source rows, over the covered columns.
+    const float* wy = ty.weights.data() + static_cast<std::size_t>(y) * ty.stride;
+    const int ry = ty.first[static_cast<std::size_t>(y)];
+    const int ny = ty.count[static_cast<std::size_t>(y)];
+    {
+      const float w = wy[0];
+      const float* s = src.row(ry) + static_cast<std::size_t>(col0) * c;
+      for (std::size_t i = 0; i < span; ++i) acc[i] = w * s[i];
+    }
+    for (int k = 1; k < ny; ++k) {
+      const float w = wy[k];
+      const float* s = src.row(ry + k) + static_cast<std::size_t>(col0) * c;
+      for (std::size_t i = 0; i < span; ++i) acc[i] += w * s[i];
+    }
+    // Horizontal.
+    float* out = dst.row(y);
+    for (int x = 0; x < width; ++x) {
+      const float* wx = tx.weights.data() + static_cast<std::size_t>(x) * tx.stride;
+      const float* s =
+          acc + static_cast<std::size_t>(tx.first[static_cast<std::size_t>(x)] - col0) * c;
+      const int nx = tx.count[static_cast<std::size_t>(x)];
+      for (int ch = 0; ch < c; ++ch) {
+        float v = 0.0f;
+        for (int k = 0; k < nx; ++k) v += wx[k] * s[k * c + ch];
+        out[static_cast<std::size_t>(x) * c + ch] = std::clamp(v, 0.0f, 1.0f);
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace detail
 
 // --- Image -----------------------------------------------------------------------------------
 
@@ -283,9 +397,9 @@ void load_image_from_memory_into(std::span<const unsigned char> bytes, Image& ou
     const auto* src = static_cast<const uint16_t*>(px.get());
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) * (1.0f / 65535.0f);
   } else {
+    // The table's values (float(i) / 255), computed so the compiler vectorises the loop.
     const auto* src = static_cast<const unsigned char*>(px.get());
-    const float* table = byte_to_float();
-    for (int64_t i = 0; i < n; ++i) dst[i] = table[src[i]];
+    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) / 255.0f;
   }
 }
 

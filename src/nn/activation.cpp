@@ -16,6 +16,7 @@
 //
 // backward ADDS into dx: act.hpp's activation_backward overwrites its output, so it is applied to
 // a fixed-size block on the stack and the block is added to dx (no allocation).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -23,6 +24,7 @@
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/serialize.hpp"
+#include "kernels/thread_pool.hpp"
 #include "nn/act.hpp"
 
 namespace imgsim::nn {
@@ -75,9 +77,14 @@ void ActivationLayer::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   const int64_t n = x.numel();
   const float* xs = x.data();
   float* ys = y.data();
-  if (ys != xs)
-    for (int64_t i = 0; i < n; ++i) ys[i] = xs[i];
-  detail::apply_activation(act_, slope_, ys, n);
+  // Element-wise, in parallel blocks (the result does not depend on the threads).
+  constexpr int64_t kBlock = int64_t{1} << 15;
+  kernels::parallel_for((n + kBlock - 1) / kBlock, [&](int64_t b) {
+    const int64_t first = b * kBlock, len = std::min(kBlock, n - first);
+    if (ys != xs)
+      for (int64_t i = first; i < first + len; ++i) ys[i] = xs[i];
+    detail::apply_activation(act_, slope_, ys + first, len);
+  });
 }
 
 void ActivationLayer::backward(const Tensor& /*x*/, const Tensor& y, const Tensor& dy, Tensor* dx) {

@@ -29,12 +29,15 @@
 //
 // Layout: with S = H * W (S = 1 for (D) input), element j = (n, s) of channel c is at
 // (n * C + c) * S + s.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/serialize.hpp"
+#include "kernels/thread_pool.hpp"
 
 namespace imgsim::nn {
 
@@ -116,15 +119,30 @@ void BatchNorm::forward(const Tensor& x, Tensor& y, Phase phase) {
 
   if (phase == Phase::infer) {
     last_train_ = false;
+    std::vector<float> mus(static_cast<std::size_t>(c)), scales(mus.size()), shifts(mus.size());
     for (int64_t ch = 0; ch < c; ++ch) {
       const float invstd =
           static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var_[ch]) + opt_.eps));
-      const float mu = running_mean_[ch], scale = gamma_[ch] * invstd, b = beta_[ch];
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t off = (i * c + ch) * s;
-        for (int64_t k = 0; k < s; ++k) ys[off + k] = (xs[off + k] - mu) * scale + b;
-      }
+      const auto k = static_cast<std::size_t>(ch);
+      mus[k] = running_mean_[ch];
+      scales[k] = gamma_[ch] * invstd;
+      shifts[k] = beta_[ch];
     }
+    // The n * c planes of s values, in parallel tasks of about kGrain values (element-wise, so
+    // the result does not depend on the threads).
+    constexpr int64_t kGrain = int64_t{1} << 15;
+    const int64_t planes = n * c;
+    const int64_t per_task = std::max<int64_t>(1, kGrain / std::max<int64_t>(s, 1));
+    kernels::parallel_for((planes + per_task - 1) / per_task, [&](int64_t t) {
+      const int64_t end = std::min(planes, (t + 1) * per_task);
+      for (int64_t p = t * per_task; p < end; ++p) {
+        const auto ch = static_cast<std::size_t>(p % c);
+        const float mu = mus[ch], scale = scales[ch], b = shifts[ch];
+        const float* xp = xs + p * s;
+        float* yp = ys + p * s;
+        for (int64_t k = 0; k < s; ++k) yp[k] = (xp[k] - mu) * scale + b;
+      }
+    });
     return;
   }
 

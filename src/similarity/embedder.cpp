@@ -196,6 +196,16 @@ Preprocessing Preprocessing::from_metadata(const std::map<std::string, std::stri
   }
   if (const std::string* v = get(kMetaMean)) p.mean = parse_float_list(kMetaMean, *v);
   if (const std::string* v = get(kMetaStd)) p.stddev = parse_float_list(kMetaStd, *v);
+  if (const std::string* v = get(kMetaFlipAverage)) {
+    if (*v == "none")
+      p.flip_average = Flips::none;
+    else if (*v == "h")
+      p.flip_average = Flips::h;
+    else if (*v == "hv")
+      p.flip_average = Flips::hv;
+    else
+      bad_key(kMetaFlipAverage, *v, "expected none, h or hv");
+  }
   try {
     p.validate();
   } catch (const InvalidArgument& e) {
@@ -215,6 +225,9 @@ void Preprocessing::to_metadata(std::map<std::string, std::string>& md) const {
   md[kMetaFilter] = std::string(filter_name(filter));
   md[kMetaMean] = join_floats(mean);
   md[kMetaStd] = join_floats(stddev);
+  md[kMetaFlipAverage] = std::string(flip_average == Flips::none ? "none"
+                                     : flip_average == Flips::h  ? "h"
+                                                                 : "hv");
 }
 
 void Preprocessing::apply(const image::Image& img, float* dst) const {
@@ -311,6 +324,30 @@ Tensor Embedder::embed_inputs(const Tensor& inputs, int64_t batch_size) {
                      " do not match the model input " + want.with_batch(-1).str());
   Tensor out = model_.predict(inputs, batch_size);
   const int64_t n = inputs.dim(0);
+  if (pre_.flip_average != Preprocessing::Flips::none && n > 0) {
+    // Embed the mirror images too and add (each output is already unit length for an
+    // L2Normalize model; the sum is normalised below either way).
+    const int64_t h = inputs.dim(2), w = inputs.dim(3), planes = inputs.numel() / (h * w);
+    Tensor mirrored(inputs.shape());
+    const int variants = pre_.flip_average == Preprocessing::Flips::hv ? 3 : 1;
+    for (int v = 1; v <= variants; ++v) {
+      const bool flip_x = v != 2, flip_y = v >= 2;  // 1: left-right, 2: top-bottom, 3: both
+      const float* src = inputs.data();
+      float* dst = mirrored.data();
+      kernels::parallel_for(planes, [&](int64_t p) {
+        for (int64_t r = 0; r < h; ++r) {
+          const float* a = src + (p * h + (flip_y ? h - 1 - r : r)) * w;
+          float* b = dst + (p * h + r) * w;
+          if (flip_x)
+            for (int64_t j = 0; j < w; ++j) b[j] = a[w - 1 - j];
+          else
+            std::copy(a, a + w, b);
+        }
+      });
+      const Tensor other = model_.predict(mirrored, batch_size);
+      for (int64_t i = 0; i < out.numel(); ++i) out[i] += other[i];
+    }
+  }
   out.reshape({n, dim_});
   l2_normalize_rows(out.data(), n, dim_);
   return out;

@@ -8,12 +8,21 @@
 //                                   JPEG re-encoding of another (jpeg_of_1.jpg), and an
 //                                   undecodable file (broken.png)
 //     OUT/empty/                    no files
+//     OUT/bench/                    a tiny near-duplicate benchmark in the format of
+//                                   tools/ndbench_build.cpp (docs/ndbench.md, "Files"): 6
+//                                   sources, 4 queried (d0000-d0003), 1 distractor (d0004), 1
+//                                   unmatched; a JPEG, a flipped and a cropped query of each
+//                                   queried or unmatched source (q0000-q0014) and an undecodable
+//                                   query (q0015, family jpeg, matching d0000)
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <utility>
 
+#include "imgsim/image/augment.hpp"
 #include "imgsim/image/image.hpp"
 #include "imgsim/rng.hpp"
 
@@ -59,6 +68,54 @@ Image pattern(int cls, Rng& rng, int size) {
   return img;
 }
 
+// A CSV field (RFC 4180).
+std::string csv(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+void write_bench(const fs::path& dir, Rng& rng) {
+  namespace im = imgsim::image;
+  fs::create_directories(dir / "db");
+  fs::create_directories(dir / "queries");
+  std::ofstream db(dir / "db.csv", std::ios::binary);
+  std::ofstream gt(dir / "ground_truth.csv", std::ios::binary);
+  db << "db_id,db_file,role,source\n";
+  gt << "query_id,query_file,db_id,family,edits,source\n";
+  const std::pair<const char*, im::Edit> edits[] = {{"jpeg", im::edit::Jpeg{50}},
+                                                    {"flip", im::edit::FlipH{}},
+                                                    {"crop", im::edit::Crop{0.75f, 0.75f}}};
+  int q = 0;
+  char id[16];
+  for (int s = 0; s < 6; ++s) {
+    const Image src = pattern(s % 4, rng, 32);
+    const std::string source = "generated/source_" + std::to_string(s) + ".png";
+    std::string db_id;  // empty for the unmatched source
+    if (s < 5) {
+      std::snprintf(id, sizeof id, "d%04d", s);
+      db_id = id;
+      im::save_png((dir / "db" / (db_id + ".png")).string(), src);
+      db << db_id << ",db/" << db_id << ".png," << (s < 4 ? "queried" : "distractor") << ','
+         << csv(source) << '\n';
+      if (s == 4) continue;  // a distractor has no queries
+    }
+    for (const auto& [family, e] : edits) {
+      std::snprintf(id, sizeof id, "q%04d", q++);
+      im::save_png((dir / "queries" / (std::string(id) + ".png")).string(), im::apply_edit(src, e));
+      gt << id << ",queries/" << id << ".png," << db_id << ',' << family << ','
+         << csv(im::to_string(e)) << ',' << csv(source) << '\n';
+    }
+  }
+  std::snprintf(id, sizeof id, "q%04d", q);
+  std::ofstream(dir / "queries" / (std::string(id) + ".png")) << "\x89PNG\r\n\x1a\nnot an image";
+  gt << id << ",queries/" << id << ".png,d0000,jpeg,jpeg quality=50,generated/source_0.png\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -86,6 +143,7 @@ int main(int argc, char** argv) {
                             imgsim::image::load_image((dups / "img_1.png").string()), 95);
     std::ofstream(dups / "broken.png") << "\x89PNG\r\n\x1a\nthis is not an image";
     fs::create_directories(out / "empty");
+    write_bench(out / "bench", rng);
   } catch (const std::exception& e) {
     std::cerr << "make_images: " << e.what() << '\n';
     return 1;

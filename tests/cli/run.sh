@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # End-to-end test of the imgsim program, run by ctest (tests/cli/tests.cmake):
 #
-#   run.sh IMGSIM MAKE_IMAGES WORKDIR
+#   run.sh IMGSIM MAKE_IMAGES WORKDIR [NDBENCH_SCORE]
 #
-# Generates small image sets (make_images.cpp), trains a tiny metric model in a few seconds,
-# then runs compare, embed, index build/add/info/remove, search, dedup, eval and the other
-# training modes with --json and checks their outputs with greps; then the error paths (missing
-# file, corrupt model, corrupt index, empty folder, no model, usage errors), which must exit
+# Generates small image sets and a tiny near-duplicate benchmark (make_images.cpp), trains a
+# tiny metric model in a few seconds, then runs compare, embed, index build/add/info/remove,
+# search, dedup, eval (labelled set, and --bench: with NDBENCH_SCORE, the imgsim-ndbench-score
+# program, its table from the written predictions must be the same) and the other training
+# modes with --json and checks their outputs with greps; then the error paths (missing file,
+# corrupt model, corrupt index, empty folder, no model, usage errors), which must exit
 # non-zero with exactly one line "imgsim: ..." on stderr and never crash. Every check runs; the
 # exit status is 1 if any failed.
 #
@@ -16,6 +18,7 @@ set -u
 IMGSIM=$1
 MAKE_IMAGES=$2
 W=$3
+SCORER=${4:-}
 rm -rf "$W"
 mkdir -p "$W"
 cd "$W" || exit 1
@@ -182,6 +185,21 @@ expect_grep "dedup: report names the files" report.html 'copy_of_0\.png'
 if grep -Eq 'src="(https?:|file:|/)' report.html; then fail "dedup: report is not self-contained"; else
   pass "dedup: report self-contained"
 fi
+expect_grep "dedup: report forbids scripts and remote content" report.html 'Content-Security-Policy'
+if grep -q '<script' report.html; then fail "dedup: report contains a script"; else
+  pass "dedup: report has no script"
+fi
+# A hostile file name is escaped in the page; --report-thumbs caps the thumbnails of a group.
+cp "$D/dups/copy_of_0.png" "$D/dups/x<b>&y.png"
+run dedup_names "$IMGSIM" dedup "$D/dups" --threshold 0.9999 --format csv -o dups2.csv \
+  --report report2.html --report-thumbs 1
+expect_ok dedup_names
+expect_grep "dedup: hostile name escaped" report2.html 'x&lt;b&gt;&amp;y\.png'
+if grep -q 'x<b>&y' report2.html; then fail "dedup: raw hostile name in the report"; else
+  pass "dedup: no raw hostile name"
+fi
+expect_grep "dedup: --report-thumbs lists the rest" report2.html 'more image'
+rm -f "$D/dups/x<b>&y.png"
 run dedup_json "$IMGSIM" dedup "$D/dups" --threshold 0.9999 --json
 expect_ok dedup_json
 expect_grep "dedup: JSON groups" dedup_json.out '"groups": \['
@@ -193,6 +211,48 @@ expect_ok eval
 expect_grep "eval: recall@1" eval.out '"recall_at_1": (0|1)'
 expect_grep "eval: MAP@R" eval.out '"map_at_r": (0|1)'
 expect_grep "eval: 40 queries" eval.out '"queries": 40'
+
+# --- eval --bench: a near-duplicate benchmark (docs/ndbench.md) ------------------------------
+# 16 queries (15 readable, q0015 undecodable), 13 of them with a match; 5 database images.
+run eval_bench "$IMGSIM" eval --bench "$D/bench" --predictions preds.csv --top 3
+expect_ok eval_bench
+expect_grep "eval --bench: table header" eval_bench.out \
+  '^\| edits \| queries \| with match \| model µAP \| model R@1 \| model R@P90 \|$'
+expect_grep "eval --bench: overall row" eval_bench.out \
+  '^\| \*\*all\*\* \| 16 \| 13 \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \| [01]\.[0-9]{3} \|$'
+expect_grep "eval --bench: family rows" eval_bench.out '^\| flip \| 5 \| 4 \| [01]\.[0-9]{3} \|'
+expect_grep "eval --bench: unreadable query reported" eval_bench.err 'warning: skipped .*q0015\.png'
+expect_grep "eval --bench: predictions header" preds.csv '^query_id,db_id,score$'
+expect_grep "eval --bench: prediction rows" preds.csv '^q00(0[0-9]|1[0-4]),d000[0-4],-?[0-9.]+(e-?[0-9]+)?$'
+[ "$(wc -l <preds.csv)" -eq $((1 + 15 * 3)) ] && pass "eval --bench: --top 3 -> 45 rows" ||
+  fail "eval --bench: $(wc -l <preds.csv) lines in preds.csv, expected 46"
+if [ -n "$SCORER" ] && [ -x "$SCORER" ]; then
+  run score "$SCORER" --bench "$D/bench" --predictions model=preds.csv
+  if [ "$rc" -eq 0 ] && cmp -s score.out eval_bench.out; then
+    pass "eval --bench: same table as imgsim-ndbench-score"
+  else
+    fail "eval --bench: imgsim-ndbench-score (status $rc) prints another table"
+    diff eval_bench.out score.out | sed 's/^/    /' >&2
+  fi
+else
+  echo "skip: eval --bench against imgsim-ndbench-score (not built)"
+fi
+run eval_bench_json "$IMGSIM" eval --bench "$D/bench" --top 0 --json -q
+expect_ok eval_bench_json
+expect_grep "eval --bench: JSON, every pair" eval_bench_json.out '"predictions": 75,'
+expect_grep "eval --bench: JSON micro AP" eval_bench_json.out '"micro_ap": (0|1)'
+expect_grep "eval --bench: JSON families" eval_bench_json.out '"combined": \{'
+expect_grep "eval --bench: JSON lists the skipped query" eval_bench_json.out 'q0015\.png'
+mkdir -p nobench
+cp "$D/bench/ground_truth.csv" nobench/
+run err_bench_no_db "$IMGSIM" eval --bench nobench
+expect_error err_bench_no_db 1 'db\.csv'
+run err_bench_missing "$IMGSIM" eval --bench "$W/no-such-bench"
+expect_error err_bench_missing 1 'no-such-bench'
+run err_bench_data "$IMGSIM" eval --bench "$D/bench" --data "$D/classes"
+expect_error err_bench_data 2 'excludes'
+run err_bench_top "$IMGSIM" eval --data "$D/classes" --top 5
+expect_error err_bench_top 2 'requires|needs'
 
 # --- the other training modes (one short epoch each) ----------------------------------------
 run train_cls "$IMGSIM" train --mode classifier --data "$D/classes" --size 16 --width 4 --dim 8 \
@@ -228,8 +288,10 @@ run err_empty_dedup "$IMGSIM" dedup "$D/empty" --threshold 0.9
 expect_error err_empty_dedup 1 'no image files'
 run err_all_broken "$IMGSIM" embed "$D/dups/broken.png" -o broken.npy
 [ "$rc" -eq 1 ] && pass "embed: only unreadable files -> status 1" || fail "embed broken: status $rc"
-run err_no_model env IMGSIM_MODEL= "$IMGSIM" compare "$A" "$A" --model ""
-expect_error err_no_model 1 'no model'
+run err_empty_model env IMGSIM_MODEL= "$IMGSIM" compare "$A" "$A" --model ""
+expect_error err_empty_model 2 'empty path'
+run err_no_model env IMGSIM_MODEL= "$IMGSIM" compare "$A" "$A" --model "$W/absent.imgsim"
+expect_error err_no_model 1 'absent.imgsim'
 run err_dim "$IMGSIM" search gallery.idx "$A" --model cls.imgsim
 expect_error err_dim 1 'dimensional'
 run err_usage "$IMGSIM" search

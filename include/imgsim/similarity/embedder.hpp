@@ -54,6 +54,7 @@ inline constexpr const char* kMetaCrop = "imgsim.embedder.crop";
 inline constexpr const char* kMetaFilter = "imgsim.embedder.filter";
 inline constexpr const char* kMetaMean = "imgsim.embedder.mean";
 inline constexpr const char* kMetaStd = "imgsim.embedder.std";
+inline constexpr const char* kMetaFlipAverage = "imgsim.embedder.flip_average";
 inline constexpr const char* kMetaThreshold = "imgsim.threshold";
 inline constexpr const char* kMetaThresholdSource = "imgsim.threshold.source";
 
@@ -67,6 +68,11 @@ struct Preprocessing {
   image::ResizeFilter filter = image::ResizeFilter::automatic;
   std::vector<float> mean{0.0f};    // 1 or `channels` values
   std::vector<float> stddev{1.0f};  // 1 or `channels` values, all > 0
+  // Flip averaging: the embedding is the normalised sum of the model's outputs for the image
+  // and its mirror images, so that they all get the same embedding. none: off; h: left-right
+  // (twice the model work); hv: left-right, top-bottom and both (four times).
+  enum class Flips { none, h, hv };
+  Flips flip_average = Flips::none;
 
   // Reads the keys above; the input shape (C, H, W) is the model's. FormatError (naming the key
   // and value) for a malformed or inconsistent value, or a model input that is not (1|3, H, W).
