@@ -63,8 +63,9 @@ mkdir -p "$mix"
 awk -F, 'NR > 1 && $3 != "" { print $2 }' "$gt" | head -n 12 |
   while read -r f; do cp "$work/bench/$f" "$mix/"; done
 cp "$work/bench/db/"* "$mix/"
-run "$imgsim" dedup "$mix" --format csv --report "$work/dedup.html" -q | head -n 20
-echo "(report: $work/dedup.html)"
+run "$imgsim" dedup "$mix" --format csv -o "$work/dedup.csv" --report "$work/dedup.html" -q
+head -n 25 "$work/dedup.csv"
+echo "(all groups: $work/dedup.csv; thumbnails side by side: $work/dedup.html)"
 
 say "Scores over every edited copy"
 run "$imgsim" eval --bench "$work/bench" -q

@@ -289,13 +289,12 @@ def dense_tanh():
     return dense_case("dense_tanh", 5, 12, 7, act="tanh")
 
 
-@case
-def flatten():
-    name = "flatten"
+def reshape_case(name, shape, fn):
+    """A layer without parameters: x, y = fn(x), dy and dx."""
     seed_for(name)
-    x = randn(2, 3, 4, 5)
+    x = randn(*shape)
     xd = d(x, True)
-    y = torch.flatten(xd, 1)
+    y = fn(xd)
     dy = randn(*y.shape)
     y.backward(d(dy))
     fx = Fixture(name)
@@ -304,23 +303,20 @@ def flatten():
     fx.add("dy", dy)
     fx.add("dx", xd.grad)
     return fx
+
+
+@case
+def flatten():
+    return reshape_case("flatten", (2, 3, 4, 5), lambda x: torch.flatten(x, 1))
 
 
 @case
 def global_avg_pool():
-    name = "global_avg_pool"
-    seed_for(name)
-    x = randn(2, 3, 5, 7)
-    xd = d(x, True)
-    y = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(xd, 1), 1)
-    dy = randn(*y.shape)
-    y.backward(d(dy))
-    fx = Fixture(name)
-    fx.add("x", x)
-    fx.add("y", y)
-    fx.add("dy", dy)
-    fx.add("dx", xd.grad)
-    return fx
+    return reshape_case(
+        "global_avg_pool",
+        (2, 3, 5, 7),
+        lambda x: torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1),
+    )
 
 
 # --- BatchNorm ---------------------------------------------------------------------------------
