@@ -51,6 +51,6 @@ mkdir -p "$(dirname "$out")"
 # in the model's imgsim.train.recipe metadata.
 "$dir/bin/imgsim" train --mode selfsup --data data/photos \
   --size 64 --channels 1 --width 32 --depth 1 --head gap --dim 128 --flip-average hv \
-  --batch 128 --repeats 8 --epochs 40 --warmup 1 --lr 0.001 --temperature 0.2 --seed 1 \
+  --batch 128 --repeats 8 --epochs 40 --warmup 1 --lr 0.001 --temperature 0.1 --seed 1 \
   --val-fraction 0.1 --calibrate --calibrate-on views --pairs 2000 --target-precision 0.99 \
   --threads "$threads" -o "$out"
