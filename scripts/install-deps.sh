@@ -8,7 +8,8 @@
 #   build   compiler, CMake, Ninja, Eigen, stb, zlib, hnswlib, CLI11, nlohmann-json: enough to build
 #           the library and the imgsim CLI
 #   test    build + Catch2, Google Benchmark (benchmarks are compiled in CI), clang-format,
-#           the Fashion-MNIST data set
+#           Clang 14 (the second compiler of the warnings-as-errors build), the Fashion-MNIST
+#           data set
 #   data    the Fashion-MNIST data set (/usr/share/datasets/fashion-mnist)
 #   photos  what scripts/fetch-photos.sh needs to collect the allowed packages' photos (python3;
 #           apt-get and dpkg-deb are in every Debian)
@@ -28,7 +29,7 @@ profile_packages() {
     photos) echo python3 ;;
     bench) echo "$(profile_packages build)" libbenchmark-dev libopenblas0-pthread ;;
     format) echo clang-format ;;
-    test) echo "$(profile_packages bench)" catch2 clang-format dataset-fashion-mnist ;;
+    test) echo "$(profile_packages bench)" catch2 clang-format clang-14 dataset-fashion-mnist ;;
     dev) echo "$(profile_packages test)" python3 ;;
     *)
       echo "install-deps: unknown profile '$1' (build, test, data, photos, bench, format, dev)" >&2

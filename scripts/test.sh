@@ -4,21 +4,26 @@
 #   2. checks the C++ formatting (scripts/format.sh --check)
 #   3. Release build with warnings as errors into BUILD_DIR, then every ctest test, including
 #      the package consumer builds (tests/consumer/)
-#   4. ASan + UBSan build (Debug at -Og) into BUILD_DIR-asan, then every test not labelled "slow"
+#   4. Clang 14 Release build with warnings as errors into BUILD_DIR-clang (everything: library,
+#      tests, benchmarks, examples, tools, CLI), then every test not labelled "slow"
+#   5. ASan + UBSan build (Debug at -Og) into BUILD_DIR-asan, then every test not labelled "slow"
 # and prints one summary line. Later steps run even if an earlier one fails; the exit status is
 # non-zero if any failed.
 #
-#   scripts/test.sh [--no-sanitize] [--no-format] [BUILD_DIR]   # BUILD_DIR defaults to build/ci
+#   scripts/test.sh [--no-sanitize] [--no-clang] [--no-format] [BUILD_DIR]
+#                                               # BUILD_DIR defaults to build/ci
 #   IMGSIM_JOBS=N   build and test parallelism (default: the number of cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sanitize=1
+clang=1
 format=1
 dir=build/ci
 for arg in "$@"; do
   case "$arg" in
     --no-sanitize) sanitize=0 ;;
+    --no-clang) clang=0 ;;
     --no-format) format=0 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -32,6 +37,7 @@ for arg in "$@"; do
   esac
 done
 asan_dir=${dir%/}-asan
+clang_dir=${dir%/}-clang
 jobs=${IMGSIM_JOBS:-$(nproc)}
 t_start=$SECONDS
 
@@ -77,6 +83,13 @@ fi
 
 if step release-build configure "$dir" -DCMAKE_BUILD_TYPE=Release -DIMGSIM_WERROR=ON; then
   step release-tests run_tests "$dir" || true
+fi
+
+if [ "$clang" = 1 ]; then
+  if step clang-build configure "$clang_dir" -DCMAKE_BUILD_TYPE=Release -DIMGSIM_WERROR=ON \
+    -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14; then
+    step clang-tests run_tests "$clang_dir" --label-exclude slow || true
+  fi
 fi
 
 if [ "$sanitize" = 1 ]; then

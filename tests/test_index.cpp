@@ -254,7 +254,9 @@ TEST_CASE("ip kernels: binary16 rows match the reference for every ISA", "[index
 
 #if defined(__x86_64__)
 __attribute__((target("f16c"))) static uint16_t hw_f16(float f) {
-  return static_cast<uint16_t>(_cvtss_sh(f, 0));  // _MM_FROUND_TO_NEAREST_INT
+  // (_cvtss_sh is a macro with a compound literal in Clang's headers.)
+  const __m128i h = _mm_cvtps_ph(_mm_set_ss(f), 0);  // _MM_FROUND_TO_NEAREST_INT
+  return static_cast<uint16_t>(_mm_extract_epi16(h, 0));
 }
 #endif
 

@@ -49,7 +49,9 @@ void* stbir_scratch(std::size_t size) noexcept {
 #pragma GCC diagnostic ignored "-Wtype-limits"
 #pragma GCC diagnostic ignored "-Wdouble-promotion"
 #pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#ifndef __clang__
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // (GCC only; Clang has no such group)
+#endif
 #include <stb_image.h>
 #include <stb_image_resize.h>
 #include <stb_image_write.h>

@@ -15,7 +15,9 @@
 // GCC 12's AVX-512 shuffle intrinsics pass _mm512_undefined_ps() as the unused merge source, which
 // -Wuninitialized reports once they are inlined (GCC bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#ifndef __clang__
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // (GCC only)
+#endif
 #include <immintrin.h>
 #define IMGSIM_HAVE_AVX512_IP 1
 #endif
