@@ -93,46 +93,10 @@ void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                    int64_t ldb, float beta, float* C, int64_t ldc);
 }  // namespace portable
 namespace avx2 {
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-bool compiled();
-const char* sgemm_name();
-void im2col_tile(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1, float* col,
-                 int64_t ldc);
-void col2im_tile_add(const Im2colGeometry& g, const float* col, int64_t ldc, int64_t j0, int64_t j1,
-                     float* x);
-bool conv_compiled();
-void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y, int32_t* arg);
-bool pool_compiled();
-void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
-                int64_t t0, int64_t t1, float* v, int64_t ldv);
-void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
-                 const float* bias, int act, float slope, bool accumulate, float* out);
-void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
-               int64_t t0, int64_t t1, float* z, int64_t ldz);
-void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                   int64_t ldb, float beta, float* C, int64_t ldc);
+#include "kernels/isa_kernels.inc"
 }  // namespace avx2
 namespace avx512 {
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-bool compiled();
-const char* sgemm_name();
-void im2col_tile(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1, float* col,
-                 int64_t ldc);
-void col2im_tile_add(const Im2colGeometry& g, const float* col, int64_t ldc, int64_t j0, int64_t j1,
-                     float* x);
-bool conv_compiled();
-void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y, int32_t* arg);
-bool pool_compiled();
-void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
-                int64_t t0, int64_t t1, float* v, int64_t ldv);
-void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
-                 const float* bias, int act, float slope, bool accumulate, float* out);
-void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
-               int64_t t0, int64_t t1, float* z, int64_t ldz);
-void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                   int64_t ldb, float beta, float* C, int64_t ldc);
+#include "kernels/isa_kernels.inc"
 }  // namespace avx512
 
 // Convenience wrapper over table().sgemm.
