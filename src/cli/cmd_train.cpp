@@ -565,8 +565,9 @@ void run_train(const TrainArgs& a) {
     o.seed = a.seed;
     // Keep the decoded photos in memory, shrunk, when they fit the memory budget.
     o.cache_max_side = a.cache_side > 0 ? a.cache_side : 4 * S;
+    // (Decoded images hold floats.)
     const double cache_mb = static_cast<double>(m.train_paths.size()) * C * o.cache_max_side *
-                            o.cache_max_side / (1024.0 * 1024.0);
+                            o.cache_max_side * sizeof(float) / (1024.0 * 1024.0);
     if (cache_mb > static_cast<double>(a.max_memory_mb)) o.cache_max_side = 0;
     views = std::make_unique<data::AugmentedImageDataset>(
         m.train_paths, std::vector<int>{},
