@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+
 #include "gradcheck.hpp"
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
@@ -46,4 +49,60 @@ TEST_CASE("Dense rejects non-flat input naming the shape", "[dense][shape]") {
     CHECK(std::string(e.what()).find("Flatten") != std::string::npos);
   }
   REQUIRE_THROWS_AS(Dense(0), InvalidArgument);
+}
+
+// --- CosineDense ---------------------------------------------------------------------------------
+
+TEST_CASE("CosineDense gradients", "[cosine_dense][grad]") {
+  for (float scale : {1.0f, 16.0f}) {
+    DYNAMIC_SECTION("scale " << scale) {
+      CosineDense d(6, {.scale = scale});
+      REQUIRE_GRADIENTS_OK(testing::check_layer_gradients(d, Shape{11}, {.batch = 4}));
+    }
+  }
+}
+
+TEST_CASE("CosineDense forward is the scaled cosine", "[cosine_dense]") {
+  CosineDense d(2, {.scale = 10.0f});
+  d.build(Shape{3});
+  // w_0 = (3, 0, 4) (length 5), w_1 = (0, -2, 0) (length 2)
+  const float w[] = {3, 0, 4, 0, -2, 0};
+  for (int i = 0; i < 6; ++i) d.weight()[i] = w[i];
+  Tensor x({2, 3});
+  const float xv[] = {1, 2, 2, 0, 0, 0};  // (1, 2, 2) has length 3; the second row is zero
+  for (int i = 0; i < 6; ++i) x[i] = xv[i];
+  Tensor y({2, 2});
+  d.forward(x, y, Phase::infer);
+  CHECK(y[0] == Approx(10.0 * (3 + 8) / 15.0));
+  CHECK(y[1] == Approx(10.0 * -4 / 6.0));
+  // A zero input gives zero logits (as torch's normalize), not NaN.
+  CHECK(y[2] == 0.0f);
+  CHECK(y[3] == 0.0f);
+  // Its gradient is finite: the norm is clamped at eps.
+  Tensor dy({2, 2});
+  dy.fill(1.0f);
+  Tensor dx({2, 3});
+  d.backward(x, y, dy, &dx);
+  for (int64_t i = 0; i < dx.numel(); ++i) CHECK(std::isfinite(dx[i]));
+  // Scaling an input row or a weight row does not change the output.
+  for (int i = 0; i < 3; ++i) x[i] *= 7.0f;
+  for (int i = 0; i < 3; ++i) d.weight()[i] *= 0.1f;
+  Tensor y2({2, 2});
+  d.forward(x, y2, Phase::infer);
+  CHECK(y2[0] == Approx(y[0]));
+  CHECK(y2[1] == Approx(y[1]));
+}
+
+TEST_CASE("CosineDense errors and configuration", "[cosine_dense][serialize]") {
+  CHECK_THROWS_AS(CosineDense(0), InvalidArgument);
+  CHECK_THROWS_AS(CosineDense(3, {.scale = 0.0f}), InvalidArgument);
+  CHECK_THROWS_AS(CosineDense(3, {.scale = std::numeric_limits<float>::quiet_NaN()}),
+                  InvalidArgument);
+  CHECK_THROWS_AS(CosineDense(3, {.eps = -1.0f}), InvalidArgument);
+  CosineDense d(3, {.scale = 8.0f});
+  CHECK(d.describe() == "CosineDense(3, scale 8)");
+  REQUIRE_THROWS_AS(d.build(Shape{2, 4, 4}), ShapeError);
+  auto made = make_layer("cosine_dense");
+  REQUIRE(made);
+  CHECK(std::string(made->type()) == "cosine_dense");
 }

@@ -123,6 +123,43 @@ TEST_CASE("SoftmaxCrossEntropy gradients for every target kind", "[loss][grad]")
   }
 }
 
+TEST_CASE("SoftmaxCrossEntropy with a target margin: gradients and value", "[loss][grad]") {
+  Rng rng(14);
+  const int64_t n = 4, k = 5;
+  for (float smoothing : {0.0f, 0.2f}) {
+    SoftmaxCrossEntropy ce(smoothing, 2.5f);
+    DYNAMIC_SECTION("indices, smoothing " << smoothing) {
+      Tensor pred = random_tensor({n, k}, rng, 4.0f);
+      Tensor target = random_indices({n}, k, rng);
+      REQUIRE_GRADIENTS_OK(testing::check_loss_gradients(ce, pred, target));
+    }
+    DYNAMIC_SECTION("probabilities, smoothing " << smoothing) {
+      Tensor pred = random_tensor({n, k}, rng, 4.0f);
+      Tensor target = random_probs(n, k, rng);
+      REQUIRE_GRADIENTS_OK(testing::check_loss_gradients(ce, pred, target));
+    }
+  }
+  SECTION("the margin is taken off the target logit") {
+    // Logits (1, 2, 0), class 1, margin 0.5: the plain loss of (1, 1.5, 0).
+    Tensor pred({1, 3});
+    pred[0] = 1.0f;
+    pred[1] = 2.0f;
+    pred[2] = 0.0f;
+    Tensor target({1});
+    target[0] = 1.0f;
+    Tensor shifted = pred.clone();
+    shifted[1] = 1.5f;
+    SoftmaxCrossEntropy margin(0.0f, 0.5f), plain;
+    const double expected = -(1.5 - std::log(std::exp(1.0) + std::exp(1.5) + 1.0));
+    CHECK(margin.forward_backward(pred, target, nullptr) == Approx(expected).epsilon(1e-12));
+    CHECK(plain.forward_backward(shifted, target, nullptr) == Approx(expected).epsilon(1e-12));
+    CHECK(plain.forward_backward(pred, target, nullptr) < expected);
+  }
+  CHECK_THROWS_AS(SoftmaxCrossEntropy(0.0f, -1.0f), InvalidArgument);
+  CHECK_THROWS_AS(SoftmaxCrossEntropy(0.0f, std::numeric_limits<float>::infinity()),
+                  InvalidArgument);
+}
+
 TEST_CASE("SoftmaxCrossEntropy gradient with targets that do not sum to 1", "[loss][grad]") {
   // dL/dz = p * sum(q) - q: the general form, checked numerically.
   Rng rng(13);

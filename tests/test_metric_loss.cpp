@@ -493,6 +493,60 @@ TEST_CASE("NTXentLoss is stable for a tiny temperature", "[metric][ntxent]") {
 
 // --- degenerate batches -----------------------------------------------------------------------
 
+TEST_CASE("SupConLoss gradients", "[metric][supcon][grad]") {
+  Rng rng(311);
+  for (float tau : {0.5f, 0.1f}) {
+    DYNAMIC_SECTION("temperature " << tau) {
+      SupConLoss loss(tau);
+      // raw rows; classes of 3, 3, 2 and a row (label 7) without a positive
+      Tensor pred = random_tensor({9, 5}, rng);
+      const Tensor target = labels({0, 1, 0, 2, 1, 0, 7, 2, 1});
+      REQUIRE_GRADIENTS_OK(testing::check_loss_gradients(loss, pred, target));
+    }
+  }
+}
+
+TEST_CASE("SupConLoss value by hand, and NT-Xent when each row has one positive",
+          "[metric][supcon]") {
+  SECTION("three 2-D rows, temperature 1") {
+    // u0 = (1, 0), u1 = (0, 1), u2 = (-1, 0); labels 0 0 1: anchors 0 and 1 (row 2 has no
+    // positive but is a negative of both). s01 = 0, s02 = -1, s12 = 0.
+    Tensor pred = make({3, 2}, {2, 0, 0, 0.5f, -1, 0});
+    SupConLoss loss(1.0f);
+    const double l0 = std::log(1.0 + std::exp(-1.0));  // lse(s01, s02) - s01
+    const double l1 = std::log(2.0);                   // lse(s10, s12) - s10
+    CHECK(loss.forward_backward(pred, labels({0, 0, 1}), nullptr) ==
+          Approx((l0 + l1) / 2).epsilon(1e-12));
+  }
+  SECTION("labels pairing rows i and i + M give NT-Xent's value and gradient") {
+    Rng rng(312);
+    Tensor pred = random_tensor({10, 6}, rng);
+    const Tensor pairs = labels({0, 1, 2, 3, 4, 0, 1, 2, 3, 4});
+    SupConLoss sup(0.3f);
+    NTXentLoss ntx(0.3f);
+    double vs = 0.0, vn = 0.0;
+    const auto gs = grad_of(sup, pred, pairs, &vs);
+    const auto gn = grad_of(ntx, pred, Tensor({10}), &vn);
+    CHECK(vs == Approx(vn).epsilon(1e-12));
+    REQUIRE(gs.size() == gn.size());
+    for (std::size_t i = 0; i < gs.size(); ++i) CHECK(gs[i] == Approx(gn[i]).margin(1e-7));
+  }
+  SECTION("more positives: the mean of their log-probabilities") {
+    // Labels 0 0 0 1, tau 1: anchor 0 has positives 1 and 2.
+    Tensor pred = make({4, 2}, {1, 0, 0.6f, 0.8f, 0, 1, -1, 0});
+    SupConLoss loss(1.0f);
+    const double s01 = 0.6, s02 = 0.0, s03 = -1.0, s12 = 0.8, s13 = -0.6, s23 = 0.0;
+    auto lse = [](double a, double b, double c) {
+      return std::log(std::exp(a) + std::exp(b) + std::exp(c));
+    };
+    const double l0 = lse(s01, s02, s03) - (s01 + s02) / 2;
+    const double l1 = lse(s01, s12, s13) - (s01 + s12) / 2;
+    const double l2 = lse(s02, s12, s23) - (s02 + s12) / 2;
+    CHECK(loss.forward_backward(pred, labels({0, 0, 0, 1}), nullptr) ==
+          Approx((l0 + l1 + l2) / 3).epsilon(1e-6));
+  }
+}
+
 TEST_CASE("Batches without a valid pair or triplet give 0 and add nothing",
           "[metric][degenerate]") {
   Rng rng(601);
@@ -535,6 +589,11 @@ TEST_CASE("Batches without a valid pair or triplet give 0 and add nothing",
     Tensor pred = make({3, 2}, {1, 0, 1, 0, -1, 0});
     ContrastiveLoss loss(1.5f);
     expect_zero(loss, pred, labels({0, 0, 1}));
+  }
+  SECTION("supcon: no row has a positive, or a single row") {
+    SupConLoss loss;
+    expect_zero(loss, five, distinct);
+    expect_zero(loss, one, labels({3}));
   }
   SECTION("NT-Xent: two rows, each the other's only candidate") {
     NTXentLoss loss;
@@ -589,6 +648,7 @@ TEST_CASE("Metric losses reject bad labels, shapes and parameters", "[metric][er
   ContrastiveLoss contrastive;
   TripletLoss triplet;
   NTXentLoss ntxent;
+  SupConLoss supcon;
   Tensor pred({3, 4});
 
   SECTION("labels must be finite integers; dpred is untouched") {
@@ -596,7 +656,7 @@ TEST_CASE("Metric losses reject bad labels, shapes and parameters", "[metric][er
     const float inf = std::numeric_limits<float>::infinity();
     for (float bad : {0.5f, nan, inf, -inf}) {
       Tensor target = labels({0, -3, bad});
-      for (Loss* l : std::vector<Loss*>{&contrastive, &triplet}) {
+      for (Loss* l : std::vector<Loss*>{&contrastive, &triplet, &supcon}) {
         INFO(l->type() << " label " << bad);
         const std::string msg = error_of(*l, pred, target);
         CHECK(contains(msg, "row 2"));
@@ -610,7 +670,7 @@ TEST_CASE("Metric losses reject bad labels, shapes and parameters", "[metric][er
     CHECK_NOTHROW(ntxent.forward_backward(even, labels({nan, 0.5f, 1, 2}), nullptr));
   }
   SECTION("shapes") {
-    for (Loss* l : std::vector<Loss*>{&contrastive, &triplet, &ntxent}) {
+    for (Loss* l : std::vector<Loss*>{&contrastive, &triplet, &ntxent, &supcon}) {
       INFO(l->type());
       CHECK_NOTHROW(l->check({4, 3}, {4}));
       CHECK_NOTHROW(l->check({4, 3}, {4, 1}));
@@ -646,6 +706,8 @@ TEST_CASE("Metric losses reject bad labels, shapes and parameters", "[metric][er
     CHECK_THROWS_AS(NTXentLoss(0.0f), InvalidArgument);
     CHECK_THROWS_AS(NTXentLoss(-0.5f), InvalidArgument);
     CHECK_THROWS_AS(NTXentLoss(std::numeric_limits<float>::infinity()), InvalidArgument);
+    CHECK_THROWS_AS(SupConLoss(0.0f), InvalidArgument);
+    CHECK_THROWS_AS(SupConLoss(nan), InvalidArgument);
   }
 }
 
@@ -662,7 +724,8 @@ TEST_CASE("forward_backward allocates nothing once planned", "[metric][alloc]") 
   TripletLoss hard(0.2f, Mining::batch_hard), semi(0.2f, Mining::semi_hard),
       all(0.2f, Mining::all, true);
   NTXentLoss ntxent;
-  for (Loss* l : std::vector<Loss*>{&contrastive, &hard, &semi, &all, &ntxent}) {
+  SupConLoss supcon;
+  for (Loss* l : std::vector<Loss*>{&contrastive, &hard, &semi, &all, &ntxent, &supcon}) {
     INFO(l->type());
     l->forward_backward(big, big_t, &dbig);  // plans for 16 rows
     const int64_t before = imgsim::testing::g_allocations.load();
@@ -692,6 +755,11 @@ TEST_CASE("make_loss knows the metric losses, with their defaults", "[metric][na
   REQUIRE(nl);
   CHECK(std::string(nl->type()) == "ntxent");
   CHECK(nl->temperature() == 0.5f);
+  auto sc = make_loss("supcon");
+  auto* scl = dynamic_cast<SupConLoss*>(sc.get());
+  REQUIRE(scl);
+  CHECK(std::string(scl->type()) == "supcon");
+  CHECK(scl->temperature() == 0.1f);
   try {
     make_loss("no_such_loss");
     FAIL("no throw");
@@ -699,6 +767,7 @@ TEST_CASE("make_loss knows the metric losses, with their defaults", "[metric][na
     CHECK(contains(e.what(), "contrastive"));
     CHECK(contains(e.what(), "triplet"));
     CHECK(contains(e.what(), "ntxent"));
+    CHECK(contains(e.what(), "supcon"));
   }
 }
 
@@ -723,6 +792,7 @@ TEST_CASE("Dense + L2Normalize learns to separate classes with each loss", "[met
       {"triplet semi_hard",
        [] { return std::unique_ptr<Loss>(new TripletLoss(0.2f, Mining::semi_hard)); }},
       {"triplet all", [] { return std::unique_ptr<Loss>(new TripletLoss(0.2f, Mining::all)); }},
+      {"supcon", [] { return std::unique_ptr<Loss>(new SupConLoss(0.5f)); }},
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.name) {
@@ -736,7 +806,10 @@ TEST_CASE("Dense + L2Normalize learns to separate classes with each loss", "[met
       double last = first;
       for (int step = 0; step < 60; ++step) last = m.train_step(x, y);
       INFO("first " << first << ", last " << last);
-      CHECK(last < 0.5 * first);
+      // SupCon cannot go below log(positives per anchor) (every positive equally likely at
+      // best): require it to close more than half of the way to that floor.
+      const double floor = std::string(c.name) == "supcon" ? std::log(double{per - 1}) : 0.0;
+      CHECK(last - floor < 0.5 * (first - floor));
     }
   }
 }

@@ -103,7 +103,8 @@ TEST_CASE("Save and load reproduce predictions bit for bit", "[model_file]") {
   CHECK(slurp(dir.file("m.imgsim")) == slurp(dir.file("m2.imgsim")));
 }
 
-TEST_CASE("A global-average-pooling embedding model round trips bit for bit", "[model_file]") {
+TEST_CASE("A global-average-pooling embedding model with a cosine head round trips bit for bit",
+          "[model_file]") {
   TempDir dir;
   Sequential m;
   m.add(Conv2D(6, {3, 3}, {.padding = Padding::same, .input_shape = {3, 9, 8}}));
@@ -112,10 +113,11 @@ TEST_CASE("A global-average-pooling embedding model round trips bit for bit", "[
   m.add(GlobalAvgPool2D());
   m.add(Dense(4));
   m.add(L2Normalize());
+  m.add(CosineDense(5, {.scale = 8.0f}));
   m.build({3, 9, 8}, 3);
   m.compile(Adam(), MeanSquaredError());
   Tensor x = random_input(6, 4);
-  Tensor y({6, 4}, 0.5f);
+  Tensor y({6, 5}, 0.5f);
   for (int i = 0; i < 2; ++i) m.train_step(x, y);
   Tensor before = m.predict(x);
   m.save(dir.file("gap.imgsim"));
@@ -124,6 +126,7 @@ TEST_CASE("A global-average-pooling embedding model round trips bit for bit", "[
   REQUIRE(after.shape() == before.shape());
   for (int64_t i = 0; i < before.numel(); ++i) CHECK(after[i] == before[i]);
   CHECK(loaded.layer(3).describe() == "GlobalAvgPool2D()");
+  CHECK(loaded.layer(6).describe() == "CosineDense(5, scale 8)");
 }
 
 TEST_CASE("Bad model files throw FormatError and leave the model untouched", "[model_file][bad]") {

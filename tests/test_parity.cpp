@@ -283,6 +283,10 @@ TEST_CASE("Dense and Flatten match torch", "[parity][dense]") {
     Dense l(7, {.activation = Activation::tanh});
     run_layer("dense_tanh", l, Phase::train);
   }
+  SECTION("cosine dense (NormFace head), scale 16") {
+    CosineDense l(4, {.scale = 16.0f});
+    run_layer("cosine_dense", l, Phase::train);
+  }
   SECTION("flatten") {
     Flatten l;
     run_layer("flatten", l, Phase::train);
@@ -347,6 +351,10 @@ TEST_CASE("Losses match torch", "[parity][loss]") {
   SECTION("cross-entropy, label smoothing 0.1") {
     SoftmaxCrossEntropy l(0.1f);
     run_loss("loss_ce_smooth", l);
+  }
+  SECTION("cross-entropy, target margin 1.6 and label smoothing 0.1") {
+    SoftmaxCrossEntropy l(0.1f, 1.6f);
+    run_loss("loss_ce_margin", l);
   }
   SECTION("cross-entropy, probability targets") {
     SoftmaxCrossEntropy l;

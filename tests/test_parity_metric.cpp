@@ -94,4 +94,8 @@ TEST_CASE("Metric losses match torch", "[parity][metric][loss]") {
     NTXentLoss l(0.1f);
     run_loss("loss_ntxent_views", l);
   }
+  SECTION("supervised contrastive, temperature 0.1") {
+    SupConLoss l(0.1f);
+    run_loss("loss_supcon", l);
+  }
 }

@@ -289,6 +289,25 @@ def dense_tanh():
     return dense_case("dense_tanh", 5, 12, 7, act="tanh")
 
 
+@case
+def cosine_dense():
+    """CosineDense: scale * cos(x_n, w_j) (NormFace head), one input row shorter than the rest."""
+    name = "cosine_dense"
+    seed_for(name)
+    x = randn(5, 9)
+    x[2] *= 0.01  # a short row: the normalisation's 1/||x|| must be right, not just the direction
+    wt = randn(4, 9, scale=0.5)
+    xd, wd = d(x, True), d(wt, True)
+    y = 16.0 * F.linear(F.normalize(xd, dim=1), F.normalize(wd, dim=1))
+    dy = randn(*y.shape)
+    y.backward(d(dy))
+    fx = Fixture(name)
+    for k, v in [("x", x), ("weight", wt), ("y", y), ("dy", dy), ("dx", xd.grad),
+                 ("dweight", wd.grad)]:
+        fx.add(k, v)
+    return fx
+
+
 def reshape_case(name, shape, fn):
     """A layer without parameters: x, y = fn(x), dy and dx."""
     seed_for(name)
@@ -462,6 +481,17 @@ def loss_ce_smooth():
     seed_for(name)
     return loss_case(name, randn(6, 5, scale=2.0), torch.randint(0, 5, (6,)),
                      lambda p, t: F.cross_entropy(p, t, label_smoothing=0.1))
+
+
+@case
+def loss_ce_margin():
+    """Additive target margin (CosFace on scaled cosines): cross-entropy of z - m onehot."""
+    name = "loss_ce_margin"
+    seed_for(name)
+    target = torch.randint(0, 5, (6,))
+    return loss_case(name, randn(6, 5, scale=4.0), target,
+                     lambda p, t: F.cross_entropy(p - 1.6 * F.one_hot(t, 5).double(), t,
+                                                  label_smoothing=0.1))
 
 
 @case
@@ -787,6 +817,29 @@ def loss_ntxent_views():
     base = randn(6, 7)
     pred = torch.cat([base + randn(6, 7, scale=0.3), base + randn(6, 7, scale=0.3)])
     return loss_case(name, pred, torch.zeros(12), lambda p, t: ntxent_ref(p, 0.1))
+
+
+def supcon_ref(p, labels, tau):
+    """Supervised contrastive loss (Khosla et al. 2020, L_out), mean over anchors with a positive."""
+    n = p.shape[0]
+    u = F.normalize(p, dim=1)
+    eye = torch.eye(n, dtype=torch.bool)
+    logp = torch.log_softmax((u @ u.T / tau).masked_fill(eye, -np.inf), dim=1)
+    pos = (labels[:, None] == labels[None, :]) & ~eye
+    count = pos.sum(dim=1)
+    has = count > 0
+    per = -(logp.masked_fill(~pos, 0.0)).sum(dim=1)[has] / count[has].double()
+    return per.mean()
+
+
+@case
+def loss_supcon():
+    # the 12-row metric batch (a class of two and a row without a positive), raw rows, tau 0.1
+    name = "loss_supcon"
+    seed_for(name)
+    labels = torch.tensor(METRIC_LABELS, dtype=torch.float32)[torch.randperm(len(METRIC_LABELS))]
+    pred = randn(len(METRIC_LABELS), 6, scale=1.5)
+    return loss_case(name, pred, labels, lambda p, t: supcon_ref(p, t, 0.1))
 
 
 def main():

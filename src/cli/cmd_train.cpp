@@ -62,6 +62,7 @@ struct TrainArgs {
   std::string mining = "all";
   double margin = std::nan("");
   double temperature = 0.2;
+  double scale = 16.0;  // cosface: the cosine head's scale
   double label_smoothing = 0.0;
   std::string views = "near-duplicate";
   bool augment = false;
@@ -328,7 +329,8 @@ void normalise(Tensor& x, const similarity::Preprocessing& pre) {
 // Conv blocks (3x3 'same' convolutions with BatchNorm and ReLU, then 2x2 max-pooling; widths
 // W, 2W, 4W, ... up to 8W) while the side is at least 6, then Flatten (or, with --head gap,
 // global average pooling, which makes the embedding depend less on where things are), Dense(dim)
-// and L2Normalize. A classifier adds Dense(classes) on the normalised embedding.
+// and L2Normalize. A classifier adds Dense(classes, no bias) on the normalised embedding, or
+// with --loss cosface CosineDense(classes, scale).
 void build_net(Sequential& m, const TrainArgs& a, int channels, int size, int classes_head) {
   int side = size;
   int64_t filters = a.width;
@@ -361,7 +363,11 @@ void build_net(Sequential& m, const TrainArgs& a, int channels, int size, int cl
   }
   m.add(nn::Dense(a.dim));
   m.add(nn::L2Normalize());
-  if (classes_head > 0) {
+  if (classes_head > 0 && a.loss == "cosface") {
+    nn::CosineDenseOptions c;
+    c.scale = static_cast<float>(a.scale);
+    m.add(nn::CosineDense(classes_head, c));
+  } else if (classes_head > 0) {
     nn::DenseOptions d;
     d.use_bias = false;
     m.add(nn::Dense(classes_head, d));
@@ -477,18 +483,20 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
-void run_train(const TrainArgs& a) {
+void run_train(const TrainArgs& args) {
   apply_common();
+  TrainArgs a = args;
   const auto t_start = std::chrono::steady_clock::now();
   if (a.mode != "classifier" && a.mode != "metric" && a.mode != "selfsup")
     throw UsageError("train: --mode must be classifier, metric or selfsup");
   std::string loss = a.loss;
   if (loss.empty())
     loss = a.mode == "classifier" ? "softmax" : a.mode == "metric" ? "triplet" : "ntxent";
-  const std::set<std::string> allowed = a.mode == "classifier" ? std::set<std::string>{"softmax"}
-                                        : a.mode == "metric"
-                                            ? std::set<std::string>{"triplet", "contrastive"}
-                                            : std::set<std::string>{"ntxent"};
+  a.loss = loss;
+  const std::set<std::string> allowed =
+      a.mode == "classifier" ? std::set<std::string>{"softmax", "cosface"}
+      : a.mode == "metric"   ? std::set<std::string>{"triplet", "contrastive", "supcon"}
+                             : std::set<std::string>{"ntxent"};
   if (!allowed.count(loss))
     throw UsageError("train: --loss " + loss + " does not go with --mode " + a.mode);
   if (a.size != 0 && (a.size < 4 || a.size > 1024))
@@ -518,6 +526,11 @@ void run_train(const TrainArgs& a) {
   std::unique_ptr<nn::Loss> lossfn;
   if (loss == "softmax") {
     lossfn = std::make_unique<nn::SoftmaxCrossEntropy>(static_cast<float>(a.label_smoothing));
+  } else if (loss == "cosface") {
+    // The margin is on the cosine; on the scaled logits it is scale x margin.
+    const double margin = std::isnan(a.margin) ? 0.1 : a.margin;
+    lossfn = std::make_unique<nn::SoftmaxCrossEntropy>(static_cast<float>(a.label_smoothing),
+                                                       static_cast<float>(a.scale * margin));
   } else if (loss == "triplet") {
     const nn::Mining mining = a.mining == "semi_hard" ? nn::Mining::semi_hard
                               : a.mining == "all"     ? nn::Mining::all
@@ -527,6 +540,8 @@ void run_train(const TrainArgs& a) {
   } else if (loss == "contrastive") {
     lossfn = std::make_unique<nn::ContrastiveLoss>(
         std::isnan(a.margin) ? 1.0f : static_cast<float>(a.margin));
+  } else if (loss == "supcon") {
+    lossfn = std::make_unique<nn::SupConLoss>(static_cast<float>(a.temperature));
   } else {
     lossfn = std::make_unique<nn::NTXentLoss>(static_cast<float>(a.temperature));
   }
@@ -661,6 +676,9 @@ void run_train(const TrainArgs& a) {
       (a.repeats > 1 ? " repeats=" + std::to_string(a.repeats) : std::string()) +
       " batch=" + std::to_string(batch) +
       (loss == "triplet" ? " mining=" + a.mining : std::string()) +
+      (loss == "cosface" ? " scale=" + fmt("%g", a.scale) : std::string()) +
+      (loss == "supcon" ? " temperature=" + fmt("%g", a.temperature) : std::string()) +
+      (a.label_smoothing > 0 ? " label-smoothing=" + fmt("%g", a.label_smoothing) : std::string()) +
       (std::isnan(a.margin) ? std::string() : " margin=" + fmt("%g", a.margin)) +
       " lr=" + fmt("%g", a.lr) + " seed=" + std::to_string(a.seed) + (a.augment ? " augment" : "");
   similarity::Embedder e(std::move(final_model));
@@ -826,14 +844,22 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   g_opt->add_option(
       "--loss", a->loss,
-      "metric: triplet (default) or contrastive; classifier: softmax; selfsup: ntxent");
+      "metric: triplet (default), contrastive or supcon (supervised NT-Xent, --temperature); "
+      "classifier: softmax (default; Dense head) or "
+      "cosface (cosine head, --scale, --margin; margin 0 is NormFace); selfsup: ntxent");
   g_opt->add_option("--mining", a->mining, "triplet mining")
       ->capture_default_str()
       ->check(CLI::IsMember({"batch_hard", "semi_hard", "all"}));
   g_opt
-      ->add_option("--margin", a->margin, "triplet (default 0.2) or contrastive (default 1) margin")
+      ->add_option(
+          "--margin", a->margin,
+          "triplet (default 0.2), contrastive (default 1) or cosface (cosine, default 0.1) "
+          "margin")
       ->check(non_negative());
-  g_opt->add_option("--temperature", a->temperature, "NT-Xent temperature")
+  g_opt->add_option("--scale", a->scale, "cosface: scale of the cosine logits")
+      ->capture_default_str()
+      ->check(positive());
+  g_opt->add_option("--temperature", a->temperature, "NT-Xent and supcon temperature")
       ->capture_default_str()
       ->check(positive());
   g_opt->add_option("--label-smoothing", a->label_smoothing, "classifier")

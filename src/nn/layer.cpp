@@ -53,6 +53,7 @@ int64_t Layer::num_params() {
 std::unique_ptr<Layer> make_layer(const std::string& type) {
   // Each built-in layer adds its line here when it is implemented.
   if (type == "dense") return std::make_unique<Dense>();
+  if (type == "cosine_dense") return std::make_unique<CosineDense>();
   if (type == "conv2d") return std::make_unique<Conv2D>();
   if (type == "max_pool2d") return std::make_unique<MaxPool2D>();
   if (type == "flatten") return std::make_unique<Flatten>();

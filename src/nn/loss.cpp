@@ -108,10 +108,14 @@ double MeanSquaredError::forward_backward(const Tensor& pred, const Tensor& targ
 
 // --- SoftmaxCrossEntropy ----------------------------------------------------------------------
 
-SoftmaxCrossEntropy::SoftmaxCrossEntropy(float label_smoothing) : smoothing_(label_smoothing) {
+SoftmaxCrossEntropy::SoftmaxCrossEntropy(float label_smoothing, float target_margin)
+    : smoothing_(label_smoothing), margin_(target_margin) {
   if (!(label_smoothing >= 0.0f && label_smoothing <= 1.0f))
     throw InvalidArgument("SoftmaxCrossEntropy: label_smoothing must be in [0, 1], got " +
                           std::to_string(label_smoothing));
+  if (!(std::isfinite(target_margin) && target_margin >= 0.0f))
+    throw InvalidArgument("SoftmaxCrossEntropy: target_margin must be >= 0 and finite, got " +
+                          std::to_string(target_margin));
 }
 
 void SoftmaxCrossEntropy::check(const Shape& pred, const Shape& target) const {
@@ -154,24 +158,28 @@ double SoftmaxCrossEntropy::forward_backward(const Tensor& pred, const Tensor& t
   const double inv_n = 1.0 / static_cast<double>(n);
   double total = 0.0;
   for (int64_t r = 0; r < n; ++r) {
-    const float* z = pred.data() + r * k;
+    const float* zr = pred.data() + r * k;
+    // raw_j: the target before smoothing (one-hot or the given probabilities).
+    const int64_t y = indices ? static_cast<int64_t>(t[r]) : -1;
+    auto raw = [&](int64_t j) {
+      return indices ? (j == y ? 1.0 : 0.0) : static_cast<double>(t[r * k + j]);
+    };
+    // z_j: the logits with the target margin taken off (z_j = pred_j - margin raw_j); the margin
+    // is a constant shift, so dL/dpred = dL/dz.
+    auto z = [&](int64_t j) { return static_cast<double>(zr[j]) - margin_ * raw(j); };
     // lse = m + log sum_k exp(z_k - m)
-    float m = z[0];
-    for (int64_t j = 1; j < k; ++j) m = std::max(m, z[j]);
+    double m = z(0);
+    for (int64_t j = 1; j < k; ++j) m = std::max(m, z(j));
     double s = 0.0;
-    for (int64_t j = 0; j < k; ++j) s += std::exp(static_cast<double>(z[j]) - m);
-    const double lse = static_cast<double>(m) + std::log(s);
+    for (int64_t j = 0; j < k; ++j) s += std::exp(z(j) - m);
+    const double lse = m + std::log(s);
 
     // q_j: the smoothed target distribution; qsum = S = sum_j q_j.
-    const int64_t y = indices ? static_cast<int64_t>(t[r]) : -1;
-    auto q = [&](int64_t j) {
-      const double raw = indices ? (j == y ? 1.0 : 0.0) : static_cast<double>(t[r * k + j]);
-      return (1.0 - e) * raw + uniform;
-    };
+    auto q = [&](int64_t j) { return (1.0 - e) * raw(j) + uniform; };
     double row = 0.0, qsum = 0.0;
     for (int64_t j = 0; j < k; ++j) {
       const double qj = q(j);
-      row += qj * (lse - static_cast<double>(z[j]));  // q_j (lse - z_j) = -q_j log p_j
+      row += qj * (lse - z(j));  // q_j (lse - z_j) = -q_j log p_j
       qsum += qj;
     }
     total += row;
@@ -179,7 +187,7 @@ double SoftmaxCrossEntropy::forward_backward(const Tensor& pred, const Tensor& t
     if (dpred) {
       float* g = dpred->data() + r * k;
       for (int64_t j = 0; j < k; ++j) {
-        const double pj = std::exp(static_cast<double>(z[j]) - lse);
+        const double pj = std::exp(z(j) - lse);
         g[j] += static_cast<float>((pj * qsum - q(j)) * inv_n);  // (p_j S - q_j) / N
       }
     }
@@ -243,10 +251,12 @@ std::unique_ptr<Loss> make_loss(const std::string& name) {
   if (name == "contrastive") return std::make_unique<ContrastiveLoss>();
   if (name == "triplet") return std::make_unique<TripletLoss>();
   if (name == "ntxent") return std::make_unique<NTXentLoss>();
-  throw InvalidArgument("unknown loss '" + name +
-                        "'; accepted: mean_squared_error, mse, categorical_crossentropy, "
-                        "sparse_categorical_crossentropy, cross_entropy, softmax_cross_entropy, "
-                        "binary_crossentropy, binary_cross_entropy, contrastive, triplet, ntxent");
+  if (name == "supcon") return std::make_unique<SupConLoss>();
+  throw InvalidArgument(
+      "unknown loss '" + name +
+      "'; accepted: mean_squared_error, mse, categorical_crossentropy, "
+      "sparse_categorical_crossentropy, cross_entropy, softmax_cross_entropy, "
+      "binary_crossentropy, binary_cross_entropy, contrastive, triplet, ntxent, supcon");
 }
 
 }  // namespace imgsim::nn

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 #include "imgsim/error.hpp"
@@ -321,6 +322,74 @@ namespace {
 constexpr double kNormEps = 1e-12;
 }  // namespace
 
+// --- NT-Xent and supervised contrastive: softmax over cosine similarities --------------------
+
+namespace {
+
+// u_i = p_i / max(||p_i||, eps) into unit (N, D), ||p_i|| into norm (N).
+void normalise_rows(const float* p, int64_t n, int64_t d, std::vector<double>& unit,
+                    std::vector<double>& norm) {
+  plan(unit, n * d);
+  plan(norm, n);
+  double* u = unit.data();
+  for (int64_t i = 0; i < n; ++i) {
+    const float* pi = p + i * d;
+    double ss = 0.0;
+    for (int64_t k = 0; k < d; ++k) ss += static_cast<double>(pi[k]) * pi[k];
+    norm[static_cast<std::size_t>(i)] = std::sqrt(ss);
+    const double inv = 1.0 / std::max(std::sqrt(ss), kNormEps);
+    for (int64_t k = 0; k < d; ++k) u[i * d + k] = pi[k] * inv;
+  }
+}
+
+// s_ij = <u_i, u_j> / tau into sim (N, N); the diagonal is never read.
+void cosine_logits(const double* u, int64_t n, int64_t d, double inv_tau,
+                   std::vector<double>& sim) {
+  plan(sim, n * n);
+  double* s = sim.data();
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = i + 1; j < n; ++j) {
+      double dot = 0.0;
+      for (int64_t k = 0; k < d; ++k) dot += u[i * d + k] * u[j * d + k];
+      s[i * n + j] = s[j * n + i] = dot * inv_tau;
+    }
+  }
+}
+
+// Given G = dL/ds (N, N, zero diagonal) in g_s: dL/du_a = (1/tau) sum_j (G_aj + G_ja) u_j, then
+// through the normalisation, added to out (N, D). `grad` is (N, D) scratch.
+void backprop_cosine_logits(const double* g_s, const std::vector<double>& unit,
+                            const std::vector<double>& norm, int64_t n, int64_t d, double inv_tau,
+                            std::vector<double>& grad, float* out) {
+  const double* u = unit.data();
+  plan(grad, n * d);
+  double* g = grad.data();
+  for (int64_t a = 0; a < n; ++a) {
+    double* ga = g + a * d;
+    for (int64_t j = 0; j < n; ++j) {
+      const double c = (g_s[a * n + j] + g_s[j * n + a]) * inv_tau;
+      if (c == 0.0) continue;
+      const double* uj = u + j * d;
+      for (int64_t k = 0; k < d; ++k) ga[k] += c * uj[k];
+    }
+  }
+  for (int64_t a = 0; a < n; ++a) {
+    const double* ga = g + a * d;
+    const double* ua = u + a * d;
+    const double nrm = norm[static_cast<std::size_t>(a)];
+    if (nrm < kNormEps) {
+      for (int64_t k = 0; k < d; ++k) out[a * d + k] += static_cast<float>(ga[k] / kNormEps);
+      continue;
+    }
+    double dot = 0.0;
+    for (int64_t k = 0; k < d; ++k) dot += ua[k] * ga[k];  // <u_a, g_a>
+    for (int64_t k = 0; k < d; ++k)
+      out[a * d + k] += static_cast<float>((ga[k] - ua[k] * dot) / nrm);
+  }
+}
+
+}  // namespace
+
 NTXentLoss::NTXentLoss(float temperature) : temperature_(temperature) {
   if (!(std::isfinite(temperature) && temperature > 0.0f))
     throw InvalidArgument("NTXentLoss: temperature must be positive and finite, got " +
@@ -343,30 +412,10 @@ double NTXentLoss::forward_backward(const Tensor& pred, const Tensor& target, Te
   const int64_t half = n / 2;
   const double inv_tau = 1.0 / static_cast<double>(temperature_);
   const double inv_n = 1.0 / static_cast<double>(n);
-  const float* p = pred.data();
 
-  // u_i = p_i / max(||p_i||, eps)
-  plan(unit_, n * d);
-  plan(norm_, n);
-  double* u = unit_.data();
-  for (int64_t i = 0; i < n; ++i) {
-    const float* pi = p + i * d;
-    double ss = 0.0;
-    for (int64_t k = 0; k < d; ++k) ss += static_cast<double>(pi[k]) * pi[k];
-    norm_[static_cast<std::size_t>(i)] = std::sqrt(ss);
-    const double inv = 1.0 / std::max(std::sqrt(ss), kNormEps);
-    for (int64_t k = 0; k < d; ++k) u[i * d + k] = pi[k] * inv;
-  }
-  // s_ij = <u_i, u_j> / tau (the diagonal is never read)
-  plan(sim_, n * n);
+  normalise_rows(pred.data(), n, d, unit_, norm_);
+  cosine_logits(unit_.data(), n, d, inv_tau, sim_);
   double* s = sim_.data();
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = i + 1; j < n; ++j) {
-      double dot = 0.0;
-      for (int64_t k = 0; k < d; ++k) dot += u[i * d + k] * u[j * d + k];
-      s[i * n + j] = s[j * n + i] = dot * inv_tau;
-    }
-  }
 
   double total = 0.0;
   for (int64_t i = 0; i < n; ++i) {
@@ -386,37 +435,82 @@ double NTXentLoss::forward_backward(const Tensor& pred, const Tensor& target, Te
         si[j] = j == i ? 0.0 : (std::exp(si[j] - lse) - (j == k ? 1.0 : 0.0)) * inv_n;
     }
   }
+  if (dpred) backprop_cosine_logits(s, unit_, norm_, n, d, inv_tau, grad_, dpred->data());
+  return total * inv_n;
+}
 
-  if (dpred) {
-    // g_a = (1/tau) sum_j (G_aj + G_ja) u_j
-    plan(grad_, n * d);
-    double* g = grad_.data();
-    for (int64_t a = 0; a < n; ++a) {
-      double* ga = g + a * d;
-      for (int64_t j = 0; j < n; ++j) {
-        const double c = (s[a * n + j] + s[j * n + a]) * inv_tau;
-        if (c == 0.0) continue;
-        const double* uj = u + j * d;
-        for (int64_t k = 0; k < d; ++k) ga[k] += c * uj[k];
+// --- SupConLoss ---------------------------------------------------------------------------------
+
+SupConLoss::SupConLoss(float temperature) : temperature_(temperature) {
+  if (!(std::isfinite(temperature) && temperature > 0.0f))
+    throw InvalidArgument("SupConLoss: temperature must be positive and finite, got " +
+                          format_float(temperature));
+}
+
+void SupConLoss::check(const Shape& pred, const Shape& target) const {
+  check_embeddings("SupConLoss", pred, target, "class labels (N) or (N, 1)");
+}
+
+// l_i = lse_{j != i}(s_ij) - (1/|P(i)|) sum_{p in P(i)} s_ip over the anchors with a positive
+// (A of them); L = (1/A) sum l_i. dL/ds_ij = (softmax_i(j) - [j in P(i)] / |P(i)|) / A, j != i.
+double SupConLoss::forward_backward(const Tensor& pred, const Tensor& target, Tensor* dpred) {
+  check(pred.shape(), target.shape());
+  check_dpred("SupConLoss", pred, dpred);
+  check_labels("SupConLoss", target);
+  const int64_t n = pred.dim(0), d = pred.dim(1);
+  const float* y = target.data();
+  const double inv_tau = 1.0 / static_cast<double>(temperature_);
+
+  // Anchors with at least one positive.
+  int64_t anchors = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      if (j != i && y[j] == y[i]) {
+        ++anchors;
+        break;
       }
-    }
-    // Through the normalisation.
-    float* out = dpred->data();
-    for (int64_t a = 0; a < n; ++a) {
-      const double* ga = g + a * d;
-      const double* ua = u + a * d;
-      const double norm = norm_[static_cast<std::size_t>(a)];
-      if (norm < kNormEps) {
-        for (int64_t k = 0; k < d; ++k) out[a * d + k] += static_cast<float>(ga[k] / kNormEps);
-        continue;
-      }
-      double dot = 0.0;
-      for (int64_t k = 0; k < d; ++k) dot += ua[k] * ga[k];  // <u_a, g_a>
-      for (int64_t k = 0; k < d; ++k)
-        out[a * d + k] += static_cast<float>((ga[k] - ua[k] * dot) / norm);
     }
   }
-  return total * inv_n;
+  if (anchors == 0) return 0.0;
+  const double inv_a = 1.0 / static_cast<double>(anchors);
+
+  normalise_rows(pred.data(), n, d, unit_, norm_);
+  cosine_logits(unit_.data(), n, d, inv_tau, sim_);
+  double* s = sim_.data();
+
+  double total = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    double* si = s + i * n;
+    int64_t positives = 0;
+    double pos_sum = 0.0;
+    double mx = -std::numeric_limits<double>::infinity();
+    for (int64_t j = 0; j < n; ++j) {
+      if (j == i) continue;
+      mx = std::max(mx, si[j]);
+      if (y[j] == y[i]) {
+        ++positives;
+        pos_sum += si[j];
+      }
+    }
+    if (positives == 0) {
+      if (dpred)
+        for (int64_t j = 0; j < n; ++j) si[j] = 0.0;
+      continue;
+    }
+    double se = 0.0;
+    for (int64_t j = 0; j < n; ++j)
+      if (j != i) se += std::exp(si[j] - mx);
+    const double lse = mx + std::log(se);
+    const double inv_p = 1.0 / static_cast<double>(positives);
+    total += lse - pos_sum * inv_p;  // l_i
+    if (dpred) {
+      // Row i of s is read only here: overwrite it with G_i.
+      for (int64_t j = 0; j < n; ++j)
+        si[j] = j == i ? 0.0 : (std::exp(si[j] - lse) - (y[j] == y[i] ? inv_p : 0.0)) * inv_a;
+    }
+  }
+  if (dpred) backprop_cosine_logits(s, unit_, norm_, n, d, inv_tau, grad_, dpred->data());
+  return total * inv_a;
 }
 
 }  // namespace imgsim::nn

@@ -258,6 +258,20 @@ expect_error err_bench_top 2 'requires|needs'
 run train_cls "$IMGSIM" train --mode classifier --data "$D/classes" --size 16 --width 4 --dim 8 \
   --epochs 1 --batch 8 --val-fraction 0.25 --calibrate -o cls.imgsim --quiet
 expect_ok train_cls
+run train_cos "$IMGSIM" train --mode classifier --loss cosface --scale 8 --margin 0.2 \
+  --data "$D/classes" --size 16 --width 4 --dim 8 --epochs 1 --batch 8 --val-fraction 0.25 \
+  -o cos.imgsim --quiet --json
+expect_ok train_cos
+expect_grep "train cosface: recipe in the summary" train_cos.out '"loss": "cosface"'
+run embed_cos "$IMGSIM" embed "$A" -o cos.npy --model cos.imgsim
+expect_ok embed_cos
+run train_supcon "$IMGSIM" train --mode metric --loss supcon --temperature 0.2 \
+  --data "$D/classes" --size 16 --width 4 --dim 8 --epochs 1 --val-fraction 0.25 \
+  -o supcon.imgsim --quiet --json
+expect_ok train_supcon
+expect_grep "train supcon: held-out metrics" train_supcon.out '"val_map_at_r": '
+run err_cos_loss "$IMGSIM" train --mode metric --loss cosface --data "$D/classes" -o x.imgsim
+expect_error err_cos_loss 2 'cosface'
 run train_ss "$IMGSIM" train --mode selfsup --data "$D/dups" --size 16 --width 4 --dim 8 \
   --epochs 1 --batch 4 --val-fraction 0.3 --calibrate -o ss.imgsim --quiet
 expect_ok train_ss

@@ -140,6 +140,43 @@ class Dense : public Layer {
   Tensor dz_;  // planned: gradient before the activation
 };
 
+struct CosineDenseOptions {
+  float scale = 16.0f;  // s: the logits are s cos, in [-s, s]
+  float eps = 1e-12f;   // lower bound on the norms, as torch.nn.functional.normalize
+  Shape input_shape{};  // (D) for the first layer of a Sequential
+};
+
+// y[n,j] = scale * cos(x_n, w_j) = scale * <x_n, w_j> / (max(||x_n||, eps) max(||w_j||, eps)),
+// weight (units, D), no bias: the normalised-softmax classifier head of NormFace, and of CosFace
+// with SoftmaxCrossEntropy's target margin (margin = scale * cosine margin). Each class is a unit
+// vector, a proxy, that the embeddings of the class are pulled towards (docs/metric-learning.md).
+class CosineDense : public Layer {
+ public:
+  CosineDense() = default;
+  explicit CosineDense(int64_t units, CosineDenseOptions opt = {});
+  const char* type() const override { return "cosine_dense"; }
+  std::string describe() const override;
+  Shape build(const Shape& in) override;
+  void forward(const Tensor& x, Tensor& y, Phase phase) override;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor* dx) override;
+  std::vector<Param> params() override;
+  void init_params(Rng& rng) override;
+  void save_config(ByteWriter& w) const override;
+  void load_config(ByteReader& r, uint32_t version) override;
+
+  Tensor& weight() { return weight_; }
+  float scale() const { return opt_.scale; }
+
+ private:
+  void normalise_weight();
+  int64_t units_ = 0;
+  CosineDenseOptions opt_;
+  Tensor weight_, dweight_;
+  Tensor what_, gw_;                  // planned (U, D): W / ||W_j||, dL/dWh
+  Tensor g_, xdot_;                   // planned (N, U) and (N)
+  std::vector<double> wnorm_, wdot_;  // planned (U)
+};
+
 // (C, H, W) -> (C*H*W). Memory is unchanged (NCHW order).
 class Flatten : public Layer {
  public:

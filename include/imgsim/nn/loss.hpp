@@ -30,16 +30,22 @@ class MeanSquaredError : public Loss {
 
 // Softmax cross-entropy on logits (N, K), fused and stable (log-sum-exp). `target` is either
 // class indices (N) or (N, 1) stored as floats, or probabilities / one-hot (N, K).
-// Optional label smoothing as in torch.nn.CrossEntropyLoss(label_smoothing=...).
+// Optional label smoothing as in torch.nn.CrossEntropyLoss(label_smoothing=...), and an optional
+// target margin m (additive margin softmax, CosFace): the loss is taken on z - m t, where t is the
+// one-hot target (or the given probabilities), i.e. the true class must win by m. With a
+// CosineDense head of scale s, m = s x (the cosine margin).
 class SoftmaxCrossEntropy : public Loss {
  public:
-  explicit SoftmaxCrossEntropy(float label_smoothing = 0.0f);
+  explicit SoftmaxCrossEntropy(float label_smoothing = 0.0f, float target_margin = 0.0f);
+  float label_smoothing() const { return smoothing_; }
+  float target_margin() const { return margin_; }
   const char* type() const override { return "softmax_cross_entropy"; }
   void check(const Shape& pred, const Shape& target) const override;
   double forward_backward(const Tensor& pred, const Tensor& target, Tensor* dpred) override;
 
  private:
   float smoothing_;
+  float margin_;
 };
 
 // Binary cross-entropy, mean over elements. With from_logits (default) pred is a logit and the

@@ -99,4 +99,27 @@ class NTXentLoss : public Loss {
   std::vector<double> grad_;  // planned (N, D): dL/du
 };
 
+// Supervised contrastive loss (Khosla et al. 2020, L_out): NT-Xent with labels, every other row
+// of the same class a positive. With u and s as for NTXentLoss and P(i) = { p != i : y_p = y_i },
+//   l_i = -(1/|P(i)|) sum_{p in P(i)} log( exp(s_ip) / sum_{j != i} exp(s_ij) )
+//   L   = (1/A) sum_{i : P(i) nonempty} l_i,   A = the number of such anchors
+// Rows without a positive are still negatives of the others. No anchor with a positive: L = 0.
+// Targets are class labels as for TripletLoss.
+class SupConLoss : public Loss {
+ public:
+  // temperature > 0 and finite, else InvalidArgument.
+  explicit SupConLoss(float temperature = 0.1f);
+  const char* type() const override { return "supcon"; }
+  void check(const Shape& pred, const Shape& target) const override;
+  double forward_backward(const Tensor& pred, const Tensor& target, Tensor* dpred) override;
+  float temperature() const { return temperature_; }
+
+ private:
+  float temperature_;
+  std::vector<double> unit_;  // planned (N, D): u
+  std::vector<double> norm_;  // planned (N): ||p_i||
+  std::vector<double> sim_;   // planned (N, N): s, then dL/ds
+  std::vector<double> grad_;  // planned (N, D): dL/du
+};
+
 }  // namespace imgsim::nn
