@@ -62,7 +62,8 @@ struct TrainArgs {
   std::string mining = "all";
   double margin = std::nan("");
   double temperature = 0.2;
-  double scale = 16.0;  // cosface: the cosine head's scale
+  double scale = 16.0;                 // cosface: the cosine head's scale
+  std::string embedding = "features";  // classifier: features (before the head) or classes
   double label_smoothing = 0.0;
   std::string views = "near-duplicate";
   bool augment = false;
@@ -374,13 +375,17 @@ void build_net(Sequential& m, const TrainArgs& a, int channels, int size, int cl
   }
 }
 
-// The embedding part of a trained network: the same layers without a classifier head, with the
-// trained parameters and BatchNorm statistics copied.
-Sequential embedding_model(Sequential& trained, const TrainArgs& a, int channels, int size) {
+// The embedding part of a trained network, with the trained parameters and BatchNorm statistics
+// copied: the same layers without the classifier head or, with `classes` > 0, with the head and
+// an L2Normalize after it (the embedding is then the unit vector of class scores).
+Sequential embedding_model(Sequential& trained, const TrainArgs& a, int channels, int size,
+                           int classes = 0) {
   Sequential e;
-  build_net(e, a, channels, size, 0);
+  build_net(e, a, channels, size, classes);
+  if (classes > 0) e.add(nn::L2Normalize());
   e.build({channels, size, size});
-  for (std::size_t i = 0; i < e.size(); ++i) {
+  // (The trailing L2Normalize of `classes` has nothing to copy.)
+  for (std::size_t i = 0; i < std::min(e.size(), trained.size()); ++i) {
     auto dst = e.layer(i).params();
     auto src = trained.layer(i).params();
     for (std::size_t j = 0; j < dst.size(); ++j) dst[j].value->copy_from(*src[j].value);
@@ -499,6 +504,8 @@ void run_train(const TrainArgs& args) {
                              : std::set<std::string>{"ntxent"};
   if (!allowed.count(loss))
     throw UsageError("train: --loss " + loss + " does not go with --mode " + a.mode);
+  if (a.embedding != "features" && a.mode != "classifier")
+    throw UsageError("train: --embedding " + a.embedding + " needs --mode classifier");
   if (a.size != 0 && (a.size < 4 || a.size > 1024))
     throw UsageError("train: --size must be in 4..1024");
   if (a.channels != 0 && a.channels != 1 && a.channels != 3)
@@ -647,10 +654,27 @@ void run_train(const TrainArgs& args) {
       Sequential emb = a.mode == "classifier" ? embedding_model(net, a, C, S) : Sequential();
       Tensor ev = embed_tensor(a.mode == "classifier" ? emb : net, m.val_x, pre);
       const auto r = similarity::evaluate_retrieval(ev.dim(0), ev.dim(1), ev.data(), m.val_labels);
-      ep["val_recall_at_1"] = r.recall_at_1;
-      ep["val_map_at_r"] = r.map_at_r;
-      status += ", held-out recall@1 " + fmt("%.4f", r.recall_at_1) + ", MAP@R " +
-                fmt("%.4f", r.map_at_r);
+      // A classifier's other embedding: its class scores, normalised.
+      similarity::RetrievalMetrics rc;
+      if (a.mode == "classifier") {
+        Sequential cls = embedding_model(net, a, C, S, m.classes);
+        Tensor ec = embed_tensor(cls, m.val_x, pre);
+        rc = similarity::evaluate_retrieval(ec.dim(0), ec.dim(1), ec.data(), m.val_labels);
+        ep["val_features_recall_at_1"] = r.recall_at_1;
+        ep["val_features_map_at_r"] = r.map_at_r;
+        ep["val_classes_recall_at_1"] = rc.recall_at_1;
+        ep["val_classes_map_at_r"] = rc.map_at_r;
+      }
+      const auto& chosen = a.embedding == "classes" ? rc : r;
+      ep["val_recall_at_1"] = chosen.recall_at_1;
+      ep["val_map_at_r"] = chosen.map_at_r;
+      if (a.mode == "classifier")
+        status += ", held-out recall@1 / MAP@R: features " + fmt("%.4f", r.recall_at_1) + " / " +
+                  fmt("%.4f", r.map_at_r) + ", classes " + fmt("%.4f", rc.recall_at_1) + " / " +
+                  fmt("%.4f", rc.map_at_r);
+      else
+        status += ", held-out recall@1 " + fmt("%.4f", r.recall_at_1) + ", MAP@R " +
+                  fmt("%.4f", r.map_at_r);
     }
     ep["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     history.push_back(ep);
@@ -658,7 +682,10 @@ void run_train(const TrainArgs& args) {
   }
 
   // The model file: the embedding network with its preprocessing and recipe.
-  Sequential final_model = a.mode == "classifier" ? embedding_model(net, a, C, S) : std::move(net);
+  Sequential final_model =
+      a.mode == "classifier"
+          ? embedding_model(net, a, C, S, a.embedding == "classes" ? m.classes : 0)
+          : std::move(net);
   pre.flip_average = a.flip_average == "hv"  ? similarity::Preprocessing::Flips::hv
                      : a.flip_average == "h" ? similarity::Preprocessing::Flips::h
                                              : similarity::Preprocessing::Flips::none;
@@ -678,6 +705,7 @@ void run_train(const TrainArgs& args) {
       (loss == "triplet" ? " mining=" + a.mining : std::string()) +
       (loss == "cosface" ? " scale=" + fmt("%g", a.scale) : std::string()) +
       (loss == "supcon" ? " temperature=" + fmt("%g", a.temperature) : std::string()) +
+      (a.embedding != "features" ? " embedding=" + a.embedding : std::string()) +
       (a.label_smoothing > 0 ? " label-smoothing=" + fmt("%g", a.label_smoothing) : std::string()) +
       (std::isnan(a.margin) ? std::string() : " margin=" + fmt("%g", a.margin)) +
       " lr=" + fmt("%g", a.lr) + " seed=" + std::to_string(a.seed) + (a.augment ? " augment" : "");
@@ -856,6 +884,12 @@ void add_train_command(CLI::App& app) {
           "triplet (default 0.2), contrastive (default 1) or cosface (cosine, default 0.1) "
           "margin")
       ->check(non_negative());
+  g_opt
+      ->add_option("--embedding", a->embedding,
+                   "classifier: the saved embedding is the features before the head (dim "
+                   "--dim) or the normalised class scores (dim = classes)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"features", "classes"}));
   g_opt->add_option("--scale", a->scale, "cosface: scale of the cosine logits")
       ->capture_default_str()
       ->check(positive());

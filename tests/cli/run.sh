@@ -263,6 +263,15 @@ run train_cos "$IMGSIM" train --mode classifier --loss cosface --scale 8 --margi
   -o cos.imgsim --quiet --json
 expect_ok train_cos
 expect_grep "train cosface: recipe in the summary" train_cos.out '"loss": "cosface"'
+run train_cos_cls "$IMGSIM" train --mode classifier --loss cosface --embedding classes \
+  --data "$D/classes" --size 16 --width 4 --dim 8 --epochs 1 --batch 8 --val-fraction 0.25 \
+  -o cos_cls.imgsim --quiet --json
+expect_ok train_cos_cls
+expect_grep "train --embedding classes: one dimension per class" train_cos_cls.out '"dim": 4,'
+expect_grep "train --embedding classes: held-out class-score metrics" train_cos_cls.out \
+  '"val_classes_map_at_r": '
+run err_embedding "$IMGSIM" train --mode metric --embedding classes --data "$D/classes" -o x.imgsim
+expect_error err_embedding 2 'embedding'
 run embed_cos "$IMGSIM" embed "$A" -o cos.npy --model cos.imgsim
 expect_ok embed_cos
 run train_supcon "$IMGSIM" train --mode metric --loss supcon --temperature 0.2 \
