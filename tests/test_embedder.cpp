@@ -215,6 +215,17 @@ TEST_CASE("Embedder flip averaging: mirror images embed alike", "[embedder]") {
   const double n = std::sqrt(std::inner_product(sum.begin(), sum.end(), sum.begin(), 0.0));
   for (int t = 0; t < 8; ++t)
     CHECK(hv.data()[t] == Approx(sum[static_cast<std::size_t>(t)] / n).margin(1e-5));
+  // set_flip_average overrides the model's setting: the same embeddings as a model that says so.
+  {
+    Embedder e(tiny_model());
+    REQUIRE(e.preprocessing().flip_average == Preprocessing::Flips::none);
+    e.set_flip_average(Preprocessing::Flips::hv);
+    const Tensor over = e.embed_images(imgs);
+    for (int64_t i = 0; i < over.numel(); ++i) CHECK(over[i] == hv[i]);
+    e.set_flip_average(Preprocessing::Flips::none);
+    const Tensor back = e.embed_images(imgs);
+    for (int64_t i = 0; i < back.numel(); ++i) CHECK(back[i] == none[i]);
+  }
   // Metadata values.
   std::map<std::string, std::string> md;
   Preprocessing p;

@@ -35,10 +35,27 @@ struct EvalArgs {
   std::string data = "fashion-mnist";
   std::string split = "test";
   int64_t limit = 0;
-  std::string bench;        // --bench DIR: near-duplicate benchmark mode
-  std::string predictions;  // --predictions FILE (bench mode)
-  int64_t top = 100;        // --top N predictions kept per query, 0: every pair (bench mode)
+  std::string bench;         // --bench DIR: near-duplicate benchmark mode
+  std::string predictions;   // --predictions FILE (bench mode)
+  int64_t top = 100;         // --top N predictions kept per query, 0: every pair (bench mode)
+  std::string flip_average;  // "": the model's; none, h, hv: override
 };
+
+const char* flips_name(similarity::Preprocessing::Flips f) {
+  using Flips = similarity::Preprocessing::Flips;
+  return f == Flips::hv ? "hv" : f == Flips::h ? "h" : "none";
+}
+
+// The model of --model (or the default one), with --flip-average applied.
+similarity::Embedder eval_embedder(const EvalArgs& a) {
+  similarity::Embedder e = load_embedder();
+  using Flips = similarity::Preprocessing::Flips;
+  if (!a.flip_average.empty())
+    e.set_flip_average(a.flip_average == "hv"  ? Flips::hv
+                       : a.flip_average == "h" ? Flips::h
+                                               : Flips::none);
+  return e;
+}
 
 // --- benchmark mode ----------------------------------------------------------------------------
 
@@ -85,7 +102,7 @@ void run_bench(const EvalArgs& a) {
     throw FormatError("eval: " + (dir / "db.csv").string() + " lists no images");
   if (bench.queries.empty())
     throw FormatError("eval: " + (dir / "ground_truth.csv").string() + " lists no queries");
-  similarity::Embedder e = load_embedder();
+  similarity::Embedder e = eval_embedder(a);
 
   std::vector<std::string> db_paths, q_paths;
   for (const nd::DbItem& d : bench.db) db_paths.push_back(fs::absolute(dir / d.file).string());
@@ -165,6 +182,7 @@ void run_bench(const EvalArgs& a) {
   if (common().json) {
     json j;
     j["model"] = e.path();
+    j["flip_average"] = flips_name(e.preprocessing().flip_average);
     j["bench"] = a.bench;
     j["database"] = bench.db.size();
     j["queries"] = bench.queries.size();
@@ -191,7 +209,7 @@ void run_eval(const EvalArgs& a) {
   if (!a.bench.empty()) return run_bench(a);
   apply_common();
   const auto t0 = std::chrono::steady_clock::now();
-  similarity::Embedder e = load_embedder();
+  similarity::Embedder e = eval_embedder(a);
   std::vector<float> emb;
   std::vector<int> labels;
   std::vector<data::SkippedFile> skipped;
@@ -251,6 +269,7 @@ void run_eval(const EvalArgs& a) {
   if (common().json) {
     json j;
     j["model"] = e.path();
+    j["flip_average"] = flips_name(e.preprocessing().flip_average);
     j["data"] = what;
     j["images"] = n;
     j["queries"] = m.queries;
@@ -292,6 +311,10 @@ void add_eval_command(CLI::App& app) {
           ->excludes(data)
           ->excludes(split)
           ->excludes(limit);
+  sub->add_option("--flip-average", a->flip_average,
+                  "none, h or hv: override the model's flip averaging (embed each image and its "
+                  "mirror images and add them; default: what the model file says)")
+      ->check(CLI::IsMember({"none", "h", "hv"}));
   sub->add_option("--predictions", a->predictions,
                   "with --bench: also write the scored pairs as CSV query_id,db_id,score "
                   "(what imgsim-ndbench-score reads)")

@@ -267,6 +267,15 @@ run train_cos_cls "$IMGSIM" train --mode classifier --loss cosface --embedding c
   --data "$D/classes" --size 16 --width 4 --dim 8 --epochs 1 --batch 8 --val-fraction 0.25 \
   -o cos_cls.imgsim --quiet --json
 expect_ok train_cos_cls
+run eval_flips "$IMGSIM" eval --model cos_cls.imgsim --data "$D/classes" --flip-average hv --json
+expect_ok eval_flips
+expect_grep "eval --flip-average: the override is used and reported" eval_flips.out \
+  '"flip_average": "hv"'
+run eval_noflips "$IMGSIM" eval --model cos_cls.imgsim --data "$D/classes" --json
+expect_grep "eval: the model's own flip averaging by default" eval_noflips.out \
+  '"flip_average": "none"'
+run err_flips "$IMGSIM" eval --model cos_cls.imgsim --data "$D/classes" --flip-average x
+expect_error err_flips 2 'flip-average'
 expect_grep "train --embedding classes: one dimension per class" train_cos_cls.out '"dim": 4,'
 expect_grep "train --embedding classes: held-out class-score metrics" train_cos_cls.out \
   '"val_classes_map_at_r": '

@@ -122,6 +122,9 @@ class Embedder {
 
   int64_t dim() const { return dim_; }
   const Preprocessing& preprocessing() const { return pre_; }
+  // Overrides the model's flip averaging for the following calls (e.g. to measure what test-time
+  // flips add without rewriting the model file).
+  void set_flip_average(Preprocessing::Flips flips) { pre_.flip_average = flips; }
   nn::Sequential& model() { return model_; }
   const nn::Sequential& model() const { return model_; }
   // The file the model came from ("" if constructed from a model).
