@@ -227,6 +227,38 @@ TEST_CASE("predict equals batched inference and keeps no training buffers", "[se
   for (int64_t i = 0; i < all.numel(); ++i) CHECK(all[i] == again[i]);
 }
 
+TEST_CASE("pop removes the head and keeps the trunk's outputs", "[sequential]") {
+  // Without dropout: layers conv, pool, conv, flatten, dense(5, leaky), dense(3).
+  Sequential full = small_cnn(true, false);
+  full.build({2, 8, 8}, 9);
+  Sequential trunk = small_cnn(true, false);
+  trunk.build({2, 8, 8}, 9);  // the same seed: the same parameters
+  Rng rng(5);
+  Tensor x({6, 2, 8, 8});
+  random_fill(x, rng);
+  const Tensor before = full.predict(x, 4);
+  trunk.pop();
+  REQUIRE(trunk.size() == full.size() - 1);
+  CHECK(trunk.output_shape() == Shape{5});
+  const Tensor features = trunk.predict(x, 4);
+  REQUIRE(features.shape() == Shape{6, 5});
+  // The popped Dense(3) applied to the features gives the full model's output.
+  auto& head = dynamic_cast<Dense&>(full.layer(full.size() - 1));
+  for (int64_t n = 0; n < 6; ++n)
+    for (int64_t j = 0; j < 3; ++j) {
+      double z = head.bias()[j];
+      for (int64_t i = 0; i < 5; ++i) z += double{features[n * 5 + i]} * head.weight()[j * 5 + i];
+      CHECK(before[n * 3 + j] == Approx(z).margin(1e-5));
+    }
+  // Compiled models and a last layer cannot be popped.
+  Sequential compiled = small_cnn();
+  compiled.compile(Adam(), MeanSquaredError());
+  CHECK_THROWS_AS(compiled.pop(), StateError);
+  Sequential one;
+  one.add(Dense(2, {.input_shape = {3}}));
+  CHECK_THROWS_AS(one.pop(), StateError);
+}
+
 TEST_CASE("Callbacks are called and can stop training", "[sequential]") {
   struct Counter : Callback {
     int epochs = 0, batches = 0, begins = 0, ends = 0;

@@ -47,6 +47,19 @@ Layer& Sequential::add(std::unique_ptr<Layer> layer) {
   return *impl_->layers.back();
 }
 
+void Sequential::pop() {
+  if (impl_->layers.size() < 2)
+    throw StateError("Sequential::pop: the model has " + std::to_string(impl_->layers.size()) +
+                     " layer(s); pop needs at least 2");
+  if (impl_->opt || impl_->loss)
+    throw StateError("Sequential::pop: the model is compiled; pop layers before compile");
+  impl_->layers.pop_back();
+  impl_->acts.resize(built_ ? impl_->layers.size() : 0);
+  impl_->param_cache.clear();
+  impl_->have_train_forward = false;
+  impl_->last_x = nullptr;
+}
+
 void Sequential::build(const Shape& input, uint64_t seed) {
   if (impl_->layers.empty()) throw StateError("Sequential::build: the model has no layers");
   Shape s = input;

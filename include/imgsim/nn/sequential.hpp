@@ -140,6 +140,11 @@ class Sequential {
   void backward(const Tensor& dout, Tensor* dx = nullptr);
   void zero_grad();
 
+  // Removes the last layer (Keras' Sequential.pop), e.g. to read a trained model's features
+  // before its head. The other layers keep their parameters and state, and a built model stays
+  // built. StateError if the model has no layers or one, or is compiled (the optimizer holds
+  // the layer's parameters).
+  void pop();
   std::size_t size() const;
   Layer& layer(std::size_t i);
   const Layer& layer(std::size_t i) const;
