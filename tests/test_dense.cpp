@@ -93,6 +93,32 @@ TEST_CASE("CosineDense forward is the scaled cosine", "[cosine_dense]") {
   CHECK(y2[1] == Approx(y[1]));
 }
 
+TEST_CASE("CosineDense with a zero weight row: zero logits, finite gradients", "[cosine_dense]") {
+  CosineDense d(2, {.scale = 4.0f});
+  d.build(Shape{3});
+  const float w[] = {0, 0, 0, 1, 2, 2};  // unit 0 has no direction (its norm is clamped at eps)
+  for (int i = 0; i < 6; ++i) d.weight()[i] = w[i];
+  Tensor x({1, 3});
+  x[0] = 2;
+  x[1] = -1;
+  x[2] = 2;  // length 3
+  Tensor y({1, 2});
+  d.forward(x, y, Phase::infer);
+  CHECK(y[0] == 0.0f);
+  CHECK(y[1] == Approx(4.0 * (2 - 2 + 4) / 9.0));
+  Tensor dy({1, 2});
+  dy.fill(1.0f);
+  Tensor dx({1, 3});
+  for (const Param& p : d.params()) p.grad->zero();
+  d.backward(x, y, dy, &dx);
+  // Clamped row: y_0 = s <xh, w_0> / eps, so dL/dw_0 = s dy_0 xh / eps without a projection.
+  const Tensor& dw = *d.params()[0].grad;
+  for (int i = 0; i < 3; ++i) {
+    CHECK(std::isfinite(dw[i]));
+    CHECK(dw[i] == Approx(4.0 * x[i] / 3.0 / 1e-12).epsilon(1e-5));
+  }
+}
+
 TEST_CASE("CosineDense errors and configuration", "[cosine_dense][serialize]") {
   CHECK_THROWS_AS(CosineDense(0), InvalidArgument);
   CHECK_THROWS_AS(CosineDense(3, {.scale = 0.0f}), InvalidArgument);

@@ -20,6 +20,7 @@
 #include "imgsim/data/mnist.hpp"
 #include "imgsim/error.hpp"
 #include "imgsim/nn/sequential.hpp"
+#include "imgsim/similarity/embedder.hpp"
 #include "imgsim/similarity/retrieval.hpp"
 
 using namespace imgsim;
@@ -62,9 +63,14 @@ int main(int argc, char** argv) {
                         " outputs, expected the 10 Fashion-MNIST classes");
     const data::LabeledImages d =
         data::load_fashion_mnist(split == "train" ? data::Split::train : data::Split::test);
-    // The preprocessing imgsim train uses for Fashion-MNIST: (x - 0.5) / 0.5.
+    // The model's own normalisation (its preprocessing metadata; 28 x 28 gray input).
+    const similarity::Preprocessing pre =
+        similarity::Preprocessing::from_metadata(m.metadata(), m.input_shape());
+    if (pre.channels != 1 || pre.height != 28 || pre.width != 28)
+      throw FormatError(model_path + ": expected a 1 x 28 x 28 Fashion-MNIST model");
     Tensor x = d.images.clone();
-    for (int64_t i = 0; i < x.numel(); ++i) x[i] = (x[i] - 0.5f) / 0.5f;
+    const float mean = pre.mean[0], stddev = pre.stddev[0];
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = (x[i] - mean) / stddev;
     const Tensor z = m.predict(x, 256);
     const int64_t n = z.dim(0), k = z.dim(1);
     std::vector<int> labels(static_cast<std::size_t>(n));

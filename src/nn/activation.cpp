@@ -26,6 +26,7 @@
 #include "imgsim/nn/serialize.hpp"
 #include "kernels/thread_pool.hpp"
 #include "nn/act.hpp"
+#include "nn/layer_util.hpp"
 
 namespace imgsim::nn {
 
@@ -33,12 +34,6 @@ namespace {
 
 bool valid_slope(float s) {
   return std::isfinite(s) && s >= 0.0f;
-}
-
-std::string format_float(float v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
-  return buf;
 }
 
 }  // namespace
@@ -54,7 +49,7 @@ std::string ActivationLayer::describe() const {
     case Activation::relu:
       return "ReLU()";
     case Activation::leaky_relu:
-      return "LeakyReLU(" + format_float(slope_) + ")";
+      return "LeakyReLU(" + detail::format_float(slope_) + ")";
     case Activation::tanh:
       return "Tanh()";
     case Activation::sigmoid:
@@ -69,7 +64,7 @@ Shape ActivationLayer::build(const Shape& in) {
                      in.str());
   if (act_ == Activation::leaky_relu && !valid_slope(slope_))
     throw InvalidArgument("LeakyReLU " + name + ": slope must be finite and >= 0, got " +
-                          format_float(slope_));
+                          detail::format_float(slope_));
   return finish_build(in, in);
 }
 
@@ -118,7 +113,8 @@ void ActivationLayer::load_config(ByteReader& r, uint32_t version) {
   if (act_ == Activation::leaky_relu) {
     const float s = r.f32("leaky_relu.slope");
     if (!valid_slope(s))
-      r.fail("leaky_relu.slope " + format_float(s) + " is invalid (must be finite and >= 0)");
+      r.fail("leaky_relu.slope " + detail::format_float(s) +
+             " is invalid (must be finite and >= 0)");
     slope_ = s;
   }
 }

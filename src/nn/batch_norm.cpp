@@ -38,6 +38,7 @@
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/serialize.hpp"
 #include "kernels/thread_pool.hpp"
+#include "nn/layer_util.hpp"
 
 namespace imgsim::nn {
 
@@ -46,30 +47,21 @@ namespace {
 bool valid_momentum(float m) {
   return std::isfinite(m) && m >= 0.0f && m <= 1.0f;
 }
-bool valid_eps(float e) {
-  return std::isfinite(e) && e > 0.0f;
-}
-
-std::string format_float(float v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
-  return buf;
-}
 
 }  // namespace
 
 BatchNorm::BatchNorm(BatchNormOptions opt) : opt_(opt) {
   if (!valid_momentum(opt.momentum))
     throw InvalidArgument("BatchNorm: momentum must be in [0, 1], got " +
-                          format_float(opt.momentum));
-  if (!valid_eps(opt.eps))
-    throw InvalidArgument("BatchNorm: eps must be positive, got " + format_float(opt.eps));
+                          detail::format_float(opt.momentum));
+  if (!detail::positive_finite(opt.eps))
+    throw InvalidArgument("BatchNorm: eps must be positive, got " + detail::format_float(opt.eps));
   declared_input_ = opt.input_shape;
 }
 
 std::string BatchNorm::describe() const {
-  return "BatchNorm(momentum " + format_float(opt_.momentum) + ", eps " + format_float(opt_.eps) +
-         ")";
+  return "BatchNorm(momentum " + detail::format_float(opt_.momentum) + ", eps " +
+         detail::format_float(opt_.eps) + ")";
 }
 
 Shape BatchNorm::build(const Shape& in) {
@@ -244,8 +236,9 @@ void BatchNorm::load_config(ByteReader& r, uint32_t version) {
   const float momentum = r.f32("batch_norm.momentum");
   const float eps = r.f32("batch_norm.eps");
   if (!valid_momentum(momentum))
-    r.fail("batch_norm.momentum " + format_float(momentum) + " is not in [0, 1]");
-  if (!valid_eps(eps)) r.fail("batch_norm.eps " + format_float(eps) + " is not positive");
+    r.fail("batch_norm.momentum " + detail::format_float(momentum) + " is not in [0, 1]");
+  if (!detail::positive_finite(eps))
+    r.fail("batch_norm.eps " + detail::format_float(eps) + " is not positive");
   opt_.momentum = momentum;
   opt_.eps = eps;
 }

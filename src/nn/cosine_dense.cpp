@@ -27,43 +27,25 @@
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/serialize.hpp"
 #include "kernels/kernels.hpp"
+#include "nn/layer_util.hpp"
 
 namespace imgsim::nn {
-
-namespace {
-
-bool positive_finite(float v) {
-  return std::isfinite(v) && v > 0.0f;
-}
-
-std::string format_float(float v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
-  return buf;
-}
-
-double row_norm(const float* row, int64_t d) {
-  double ss = 0.0;
-  for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(row[i]) * row[i];
-  return std::sqrt(ss);
-}
-
-}  // namespace
 
 CosineDense::CosineDense(int64_t units, CosineDenseOptions opt) : units_(units), opt_(opt) {
   if (units <= 0)
     throw InvalidArgument("CosineDense: units must be positive, got " + std::to_string(units));
-  if (!positive_finite(opt.scale))
+  if (!detail::positive_finite(opt.scale))
     throw InvalidArgument("CosineDense: scale must be positive and finite, got " +
-                          format_float(opt.scale));
-  if (!positive_finite(opt.eps))
+                          detail::format_float(opt.scale));
+  if (!detail::positive_finite(opt.eps))
     throw InvalidArgument("CosineDense: eps must be positive and finite, got " +
-                          format_float(opt.eps));
+                          detail::format_float(opt.eps));
   declared_input_ = opt.input_shape;
 }
 
 std::string CosineDense::describe() const {
-  return "CosineDense(" + std::to_string(units_) + ", scale " + format_float(opt_.scale) + ")";
+  return "CosineDense(" + std::to_string(units_) + ", scale " + detail::format_float(opt_.scale) +
+         ")";
 }
 
 Shape CosineDense::build(const Shape& in) {
@@ -95,15 +77,15 @@ std::vector<Param> CosineDense::params() {
   return {{"weight", &weight_, &dweight_, true}};
 }
 
-// wnorm_ = b, what_ = W / b.
+// wnorm_ = ||W_j|| (unclamped, so that backward knows which rows are clamped), what_ = W / b.
 void CosineDense::normalise_weight() {
   const int64_t d = in_shape_[0];
   for (int64_t j = 0; j < units_; ++j) {
     const float* w = weight_.data() + j * d;
     float* wh = what_.data() + j * d;
-    const double b = std::max(row_norm(w, d), static_cast<double>(opt_.eps));
-    wnorm_[static_cast<std::size_t>(j)] = b;
-    const double inv = 1.0 / b;
+    const double norm = detail::row_l2_norm(w, d);
+    wnorm_[static_cast<std::size_t>(j)] = norm;
+    const double inv = 1.0 / std::max(norm, static_cast<double>(opt_.eps));
     for (int64_t i = 0; i < d; ++i) wh[i] = static_cast<float>(w[i] * inv);
   }
 }
@@ -114,7 +96,8 @@ void CosineDense::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   // y = X Wh^T, then row n times s / a_n.
   kernels::sgemm(false, true, n, u, d, 1.0f, x.data(), d, what_.data(), d, 0.0f, y.data(), u);
   for (int64_t r = 0; r < n; ++r) {
-    const double a = std::max(row_norm(x.data() + r * d, d), static_cast<double>(opt_.eps));
+    const double a =
+        std::max(detail::row_l2_norm(x.data() + r * d, d), static_cast<double>(opt_.eps));
     const double f = static_cast<double>(opt_.scale) / a;
     float* yr = y.data() + r * u;
     for (int64_t j = 0; j < u; ++j) yr[j] = static_cast<float>(yr[j] * f);
@@ -129,7 +112,7 @@ void CosineDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, T
   xdot_.resize(Shape{n});  // per sample: sum_j g'[n,j] c[n,j] / a_n (coefficient of x_n)
   wdot_.assign(static_cast<std::size_t>(u), 0.0);  // per unit: sum_n g[n,j] c[n,j]
   for (int64_t r = 0; r < n; ++r) {
-    const double a_raw = row_norm(x.data() + r * d, d);
+    const double a_raw = detail::row_l2_norm(x.data() + r * d, d);
     const double a = std::max(a_raw, eps);
     const float* dyr = dy.data() + r * u;
     const float* yr = y.data() + r * u;
@@ -147,16 +130,14 @@ void CosineDense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, T
   }
   // dW_j += (g'^T X)_j / b_j - (sum_n g c) wh_j / b_j
   kernels::sgemm(true, false, u, d, n, 1.0f, g_.data(), u, x.data(), d, 0.0f, gw_.data(), d);
-  const int64_t dd = d;
   for (int64_t j = 0; j < u; ++j) {
-    const double b = wnorm_[static_cast<std::size_t>(j)];
-    const bool clamped = row_norm(weight_.data() + j * dd, dd) < eps;
-    const double inv = 1.0 / b;
-    const double proj = clamped ? 0.0 : wdot_[static_cast<std::size_t>(j)];
-    const float* gwj = gw_.data() + j * dd;
-    const float* whj = what_.data() + j * dd;
-    float* dwj = dweight_.data() + j * dd;
-    for (int64_t i = 0; i < dd; ++i) dwj[i] += static_cast<float>((gwj[i] - proj * whj[i]) * inv);
+    const double norm = wnorm_[static_cast<std::size_t>(j)];
+    const double inv = 1.0 / std::max(norm, eps);
+    const double proj = norm < eps ? 0.0 : wdot_[static_cast<std::size_t>(j)];  // clamped: none
+    const float* gwj = gw_.data() + j * d;
+    const float* whj = what_.data() + j * d;
+    float* dwj = dweight_.data() + j * d;
+    for (int64_t i = 0; i < d; ++i) dwj[i] += static_cast<float>((gwj[i] - proj * whj[i]) * inv);
   }
   if (!dx) return;
   // dx += g' Wh - xdot x
@@ -184,10 +165,11 @@ void CosineDense::load_config(ByteReader& r, uint32_t version) {
   opt_.eps = r.f32("cosine_dense.eps");
   if (units_ <= 0 || units_ > (int64_t{1} << 24))
     r.fail("cosine_dense.units " + std::to_string(units_) + " out of range");
-  if (!positive_finite(opt_.scale))
-    r.fail("cosine_dense.scale " + format_float(opt_.scale) + " is not positive and finite");
-  if (!positive_finite(opt_.eps))
-    r.fail("cosine_dense.eps " + format_float(opt_.eps) + " is not positive and finite");
+  if (!detail::positive_finite(opt_.scale))
+    r.fail("cosine_dense.scale " + detail::format_float(opt_.scale) +
+           " is not positive and finite");
+  if (!detail::positive_finite(opt_.eps))
+    r.fail("cosine_dense.eps " + detail::format_float(opt_.eps) + " is not positive and finite");
 }
 
 }  // namespace imgsim::nn

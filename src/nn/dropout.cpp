@@ -20,6 +20,7 @@
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/serialize.hpp"
+#include "nn/layer_util.hpp"
 
 namespace imgsim::nn {
 
@@ -29,21 +30,15 @@ bool valid_rate(float r) {
   return std::isfinite(r) && r >= 0.0f && r < 1.0f;
 }
 
-std::string format_float(float v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
-  return buf;
-}
-
 }  // namespace
 
 Dropout::Dropout(float rate) : rate_(rate) {
   if (!valid_rate(rate))
-    throw InvalidArgument("Dropout: rate must be in [0, 1), got " + format_float(rate));
+    throw InvalidArgument("Dropout: rate must be in [0, 1), got " + detail::format_float(rate));
 }
 
 std::string Dropout::describe() const {
-  return "Dropout(" + format_float(rate_) + ")";
+  return "Dropout(" + detail::format_float(rate_) + ")";
 }
 
 Shape Dropout::build(const Shape& in) {
@@ -97,7 +92,7 @@ void Dropout::load_config(ByteReader& r, uint32_t version) {
   if (version != 1)
     r.fail("dropout layer record version " + std::to_string(version) + ", expected 1");
   const float rate = r.f32("dropout.rate");
-  if (!valid_rate(rate)) r.fail("dropout.rate " + format_float(rate) + " is not in [0, 1)");
+  if (!valid_rate(rate)) r.fail("dropout.rate " + detail::format_float(rate) + " is not in [0, 1)");
   rate_ = rate;
 }
 

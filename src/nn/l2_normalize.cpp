@@ -22,39 +22,19 @@
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/serialize.hpp"
+#include "nn/layer_util.hpp"
 
 namespace imgsim::nn {
 
-namespace {
-
-bool valid_eps(float eps) {
-  return std::isfinite(eps) && eps > 0.0f;
-}
-
-std::string format_float(float v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
-  return buf;
-}
-
-// ||row||_2, accumulated in double.
-double l2_norm(const float* row, int64_t d) {
-  double ss = 0.0;
-  for (int64_t i = 0; i < d; ++i) ss += static_cast<double>(row[i]) * row[i];
-  return std::sqrt(ss);
-}
-
-}  // namespace
-
 L2Normalize::L2Normalize(L2NormalizeOptions opt) : opt_(opt) {
-  if (!valid_eps(opt.eps))
+  if (!detail::positive_finite(opt.eps))
     throw InvalidArgument("L2Normalize: eps must be positive and finite, got " +
-                          format_float(opt.eps));
+                          detail::format_float(opt.eps));
   declared_input_ = opt.input_shape;
 }
 
 std::string L2Normalize::describe() const {
-  return "L2Normalize(eps " + format_float(opt_.eps) + ")";
+  return "L2Normalize(eps " + detail::format_float(opt_.eps) + ")";
 }
 
 Shape L2Normalize::build(const Shape& in) {
@@ -69,7 +49,7 @@ void L2Normalize::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   for (int64_t r = 0; r < n; ++r) {
     const float* xr = x.data() + r * d;
     float* yr = y.data() + r * d;
-    const double inv = 1.0 / std::max(l2_norm(xr, d), static_cast<double>(opt_.eps));
+    const double inv = 1.0 / std::max(detail::row_l2_norm(xr, d), static_cast<double>(opt_.eps));
     for (int64_t i = 0; i < d; ++i) yr[i] = static_cast<float>(xr[i] * inv);
   }
 }
@@ -82,7 +62,7 @@ void L2Normalize::backward(const Tensor& x, const Tensor& y, const Tensor& dy, T
     const float* yr = y.data() + r * d;
     const float* gr = dy.data() + r * d;
     float* dr = dx->data() + r * d;
-    const double norm = l2_norm(xr, d);
+    const double norm = detail::row_l2_norm(xr, d);
     if (norm < static_cast<double>(opt_.eps)) {
       // Clamped (including x = 0): y = x / eps. At ||x|| = eps the unclamped one-sided
       // derivative is used, as torch's clamp_min.
@@ -107,8 +87,8 @@ void L2Normalize::load_config(ByteReader& r, uint32_t version) {
   if (version != 1)
     r.fail("l2_normalize layer record version " + std::to_string(version) + ", expected 1");
   opt_.eps = r.f32("l2_normalize.eps");
-  if (!valid_eps(opt_.eps))
-    r.fail("l2_normalize.eps " + format_float(opt_.eps) + " is not positive and finite");
+  if (!detail::positive_finite(opt_.eps))
+    r.fail("l2_normalize.eps " + detail::format_float(opt_.eps) + " is not positive and finite");
 }
 
 }  // namespace imgsim::nn

@@ -318,13 +318,17 @@ double TripletLoss::forward_backward(const Tensor& pred, const Tensor& target, T
 //             g_a / eps                              (when ||p_a|| < eps)
 // N = 2: each row has one other, its positive, so l_i = 0 and the gradient is 0.
 
-namespace {
-constexpr double kNormEps = 1e-12;
-}  // namespace
-
 // --- NT-Xent and supervised contrastive: softmax over cosine similarities --------------------
 
 namespace {
+
+constexpr double kNormEps = 1e-12;
+
+void check_temperature(const char* loss, float temperature) {
+  if (!(std::isfinite(temperature) && temperature > 0.0f))
+    throw InvalidArgument(std::string(loss) + ": temperature must be positive and finite, got " +
+                          format_float(temperature));
+}
 
 // u_i = p_i / max(||p_i||, eps) into unit (N, D), ||p_i|| into norm (N).
 void normalise_rows(const float* p, int64_t n, int64_t d, std::vector<double>& unit,
@@ -354,6 +358,18 @@ void cosine_logits(const double* u, int64_t n, int64_t d, double inv_tau,
       s[i * n + j] = s[j * n + i] = dot * inv_tau;
     }
   }
+}
+
+// lse_i = log sum_{j != i} exp(s_ij) of row si, stably: mu + log sum exp(s_ij - mu) with
+// mu = max_{j != i} s_ij, so every exponent is <= 0. Needs n >= 2.
+double lse_except(const double* si, int64_t n, int64_t i) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int64_t j = 0; j < n; ++j)
+    if (j != i) mx = std::max(mx, si[j]);
+  double se = 0.0;
+  for (int64_t j = 0; j < n; ++j)
+    if (j != i) se += std::exp(si[j] - mx);
+  return mx + std::log(se);
 }
 
 // Given G = dL/ds (N, N, zero diagonal) in g_s: dL/du_a = (1/tau) sum_j (G_aj + G_ja) u_j, then
@@ -391,9 +407,7 @@ void backprop_cosine_logits(const double* g_s, const std::vector<double>& unit,
 }  // namespace
 
 NTXentLoss::NTXentLoss(float temperature) : temperature_(temperature) {
-  if (!(std::isfinite(temperature) && temperature > 0.0f))
-    throw InvalidArgument("NTXentLoss: temperature must be positive and finite, got " +
-                          format_float(temperature));
+  check_temperature("NTXentLoss", temperature);
 }
 
 void NTXentLoss::check(const Shape& pred, const Shape& target) const {
@@ -421,13 +435,7 @@ double NTXentLoss::forward_backward(const Tensor& pred, const Tensor& target, Te
   for (int64_t i = 0; i < n; ++i) {
     double* si = s + i * n;
     const int64_t k = (i + half) % n;
-    double mx = si[k];
-    for (int64_t j = 0; j < n; ++j)
-      if (j != i) mx = std::max(mx, si[j]);
-    double se = 0.0;
-    for (int64_t j = 0; j < n; ++j)
-      if (j != i) se += std::exp(si[j] - mx);
-    const double lse = mx + std::log(se);
+    const double lse = lse_except(si, n, i);
     total += lse - si[k];  // l_i
     if (dpred) {
       // Row i of s is read only here: overwrite it with G_i.
@@ -442,9 +450,7 @@ double NTXentLoss::forward_backward(const Tensor& pred, const Tensor& target, Te
 // --- SupConLoss ---------------------------------------------------------------------------------
 
 SupConLoss::SupConLoss(float temperature) : temperature_(temperature) {
-  if (!(std::isfinite(temperature) && temperature > 0.0f))
-    throw InvalidArgument("SupConLoss: temperature must be positive and finite, got " +
-                          format_float(temperature));
+  check_temperature("SupConLoss", temperature);
 }
 
 void SupConLoss::check(const Shape& pred, const Shape& target) const {
@@ -483,11 +489,8 @@ double SupConLoss::forward_backward(const Tensor& pred, const Tensor& target, Te
     double* si = s + i * n;
     int64_t positives = 0;
     double pos_sum = 0.0;
-    double mx = -std::numeric_limits<double>::infinity();
     for (int64_t j = 0; j < n; ++j) {
-      if (j == i) continue;
-      mx = std::max(mx, si[j]);
-      if (y[j] == y[i]) {
+      if (j != i && y[j] == y[i]) {
         ++positives;
         pos_sum += si[j];
       }
@@ -497,10 +500,7 @@ double SupConLoss::forward_backward(const Tensor& pred, const Tensor& target, Te
         for (int64_t j = 0; j < n; ++j) si[j] = 0.0;
       continue;
     }
-    double se = 0.0;
-    for (int64_t j = 0; j < n; ++j)
-      if (j != i) se += std::exp(si[j] - mx);
-    const double lse = mx + std::log(se);
+    const double lse = lse_except(si, n, i);
     const double inv_p = 1.0 / static_cast<double>(positives);
     total += lse - pos_sum * inv_p;  // l_i
     if (dpred) {

@@ -335,6 +335,28 @@ expect_error err_command 2 'frobnicate'
 run err_k "$IMGSIM" search gallery.idx "$A" -k 0
 expect_error err_k 2 '\-k'
 
+# --- imgsim-posterior-probe (tools/; its path in $IMGSIM_POSTERIOR_PROBE): refuses what it
+# cannot score with one line and status 1, bad usage with status 2 ---------------------------
+PROBE=${IMGSIM_POSTERIOR_PROBE:-}
+if [ -n "$PROBE" ]; then
+  run probe_metric "$PROBE" model.imgsim
+  [ "$rc" -eq 1 ] && grep -q 'not a classifier' probe_metric.err &&
+    pass "posterior probe: a metric model is refused" ||
+    fail "posterior probe: metric model gave status $rc: $(cat probe_metric.err)"
+  run probe_classes "$PROBE" cos_cls.imgsim
+  [ "$rc" -eq 1 ] && grep -q 'Fashion-MNIST' probe_classes.err &&
+    pass "posterior probe: a 4-class 16x16 classifier is refused" ||
+    fail "posterior probe: 4-class model gave status $rc: $(cat probe_classes.err)"
+  run probe_usage "$PROBE"
+  [ "$rc" -eq 2 ] && pass "posterior probe: no model is a usage error" ||
+    fail "posterior probe: no model gave status $rc"
+  run probe_temp "$PROBE" cos_cls.imgsim --temperature 0
+  [ "$rc" -eq 2 ] && pass "posterior probe: temperature 0 is a usage error" ||
+    fail "posterior probe: temperature 0 gave status $rc"
+else
+  echo "skip: imgsim-posterior-probe (not built)"
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures check(s) failed; files in $W" >&2
   exit 1

@@ -15,6 +15,10 @@ if(TARGET imgsim_cli)
                    $<TARGET_FILE:imgsim_cli_make_images> ${CMAKE_CURRENT_BINARY_DIR}/cli-test
                    ${imgsim_cli_scorer})
   set_tests_properties(cli PROPERTIES LABELS cli TIMEOUT 300)
+  if(TARGET imgsim-posterior-probe)
+    set_tests_properties(
+      cli PROPERTIES ENVIRONMENT IMGSIM_POSTERIOR_PROBE=$<TARGET_FILE:imgsim-posterior-probe>)
+  endif()
 endif()
 
 # The dedup HTML report (src/cli/report.cpp) without a browser: self-contained, names escaped,

@@ -174,7 +174,7 @@ class CosineDense : public Layer {
   Tensor weight_, dweight_;
   Tensor what_, gw_;                  // planned (U, D): W / ||W_j||, dL/dWh
   Tensor g_, xdot_;                   // planned (N, U) and (N)
-  std::vector<double> wnorm_, wdot_;  // planned (U)
+  std::vector<double> wnorm_, wdot_;  // planned (U): ||W_j|| (unclamped), sum_n g c
 };
 
 // (C, H, W) -> (C*H*W). Memory is unchanged (NCHW order).
