@@ -342,6 +342,7 @@ const WinoCase kWinoCases[] = {
     {"4x11x11 as dx of valid (pad 2)", {4, 11, 11, 2, 2, 13, 13}},
     {"2x3x3 pad 3 offset (pad -1)", {2, 3, 3, -1, -1, 1, 1}},
     {"1x40x300 (a row of more than 128 tiles)", {1, 40, 300, 0, 0, 38, 298}},
+    {"2x21x70 same (odd rows, 17.5 F(4x4) tiles a row)", {2, 21, 70, 1, 1, 21, 70}},
 };
 
 bool same_value(float a, float b) {
@@ -355,114 +356,145 @@ TEST_CASE("Winograd transforms: every ISA equals the reference", "[kernels][wino
   std::normal_distribution<float> nd;
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
-    for (const WinoCase& wc : kWinoCases) {
-      DYNAMIC_SECTION(to_string(isa) << " " << wc.label) {
-        const WinoGeometry& g = wc.g;
-        const int64_t n = 3, C = g.channels;
-        const int64_t tiles = n * g.tiles_h() * g.tiles_w();
-        std::vector<float> x(static_cast<size_t>(n * C * g.height * g.width)), yv(x.size());
-        for (float& v : x) v = nd(rng);
-        for (float& v : yv) v = nd(rng) > 0 ? 0.25f + 0.5f * std::abs(nd(rng)) : 0.0f;
-        std::vector<std::pair<int64_t, int64_t>> rs{{0, tiles}, {1, tiles - 1}, {tiles / 2, tiles}};
-        for (auto [t0, t1] : rs) {
-          INFO("tiles [" << t0 << ", " << t1 << ")");
-          const int64_t ld = t1 - t0 + 5;
-          // Input transform: plain, and as dz = x * act'(y) for every activation code.
-          for (int act = -1; act <= 4; ++act) {
-            INFO("act " << act);
-            std::vector<float> want(static_cast<size_t>(16 * C * ld), kSentinel), got(want);
-            const float* ys = act < 0 ? nullptr : yv.data();
-            ref::wino_input(g, x.data(), ys, act, 0.1f, t0, t1, want.data(), ld);
-            t.wino_input(g, x.data(), ys, act, 0.1f, t0, t1, got.data(), ld);
-            for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(same_value(got[i], want[i]));
-          }
-          // Output transform (K = C here) into an output prefilled with a pattern; every mode.
-          const WinoGeometry go{C, 0, 0, 0, 0, g.out_h, g.out_w};
-          std::vector<float> m(static_cast<size_t>(16 * C * ld)), bias(static_cast<size_t>(C));
-          for (float& v : m) v = nd(rng);
-          for (float& v : bias) v = nd(rng);
-          const auto out_n = static_cast<size_t>(n * C * g.out_h * g.out_w);
-          for (int act = 0; act <= 2; ++act)
-            for (bool with_bias : {false, true})
-              for (bool acc : {false, true}) {
-                INFO("act " << act << " bias " << with_bias << " accumulate " << acc);
-                std::vector<float> want(out_n), got(out_n);
-                for (std::size_t i = 0; i < out_n; ++i) want[i] = got[i] = 0.5f + float(i % 7);
-                const float* b = with_bias ? bias.data() : nullptr;
-                ref::wino_output(go, m.data(), ld, t0, t1, b, act, 0.1f, acc, want.data());
-                t.wino_output(go, m.data(), ld, t0, t1, b, act, 0.1f, acc, got.data());
-                for (std::size_t i = 0; i < out_n; ++i) REQUIRE(same_value(got[i], want[i]));
-              }
-          // Gradient transform: dy, y (N, C, P, Q).
-          std::vector<float> dyv(out_n), yo(out_n);
-          for (float& v : dyv) v = nd(rng);
-          for (float& v : yo) v = nd(rng) > 0 ? 0.5f * std::abs(nd(rng)) : 0.0f;
-          for (int act = 0; act <= 4; ++act) {
-            INFO("grad act " << act);
-            std::vector<float> want(static_cast<size_t>(16 * C * ld), kSentinel), got(want);
-            ref::wino_grad(go, dyv.data(), yo.data(), act, 0.1f, t0, t1, want.data(), ld);
-            t.wino_grad(go, dyv.data(), yo.data(), act, 0.1f, t0, t1, got.data(), ld);
-            for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(same_value(got[i], want[i]));
+    for (const WinoCase& wc : kWinoCases)
+      for (int64_t tile : {2, 4}) {
+        DYNAMIC_SECTION(to_string(isa) << " F(" << tile << "x" << tile << ") " << wc.label) {
+          WinoGeometry g = wc.g;
+          g.tile = tile;
+          const int64_t xis = g.patch() * g.patch();
+          const int64_t n = 3, C = g.channels;
+          const int64_t tiles = n * g.tiles_h() * g.tiles_w();
+          std::vector<float> x(static_cast<size_t>(n * C * g.height * g.width)), yv(x.size());
+          for (float& v : x) v = nd(rng);
+          for (float& v : yv) v = nd(rng) > 0 ? 0.25f + 0.5f * std::abs(nd(rng)) : 0.0f;
+          std::vector<std::pair<int64_t, int64_t>> rs{
+              {0, tiles}, {1, tiles - 1}, {tiles / 2, tiles}};
+          for (auto [t0, t1] : rs) {
+            INFO("tiles [" << t0 << ", " << t1 << ")");
+            const int64_t ld = t1 - t0 + 5;
+            // Input transform: plain, and as dz = x * act'(y) for every activation code.
+            for (int act = -1; act <= 4; ++act) {
+              INFO("act " << act);
+              std::vector<float> want(static_cast<size_t>(xis * C * ld), kSentinel), got(want);
+              const float* ys = act < 0 ? nullptr : yv.data();
+              ref::wino_input(g, x.data(), ys, act, 0.1f, t0, t1, want.data(), ld);
+              t.wino_input(g, x.data(), ys, act, 0.1f, t0, t1, got.data(), ld);
+              for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(same_value(got[i], want[i]));
+            }
+            // Output transform (K = C here) into an output prefilled with a pattern; every mode.
+            const WinoGeometry go{C, 0, 0, 0, 0, g.out_h, g.out_w, tile};
+            std::vector<float> m(static_cast<size_t>(xis * C * ld)), bias(static_cast<size_t>(C));
+            for (float& v : m) v = nd(rng);
+            for (float& v : bias) v = nd(rng);
+            const auto out_n = static_cast<size_t>(n * C * g.out_h * g.out_w);
+            for (int act = 0; act <= 2; ++act)
+              for (bool with_bias : {false, true})
+                for (bool acc : {false, true}) {
+                  INFO("act " << act << " bias " << with_bias << " accumulate " << acc);
+                  std::vector<float> want(out_n), got(out_n);
+                  for (std::size_t i = 0; i < out_n; ++i) want[i] = got[i] = 0.5f + float(i % 7);
+                  const float* b = with_bias ? bias.data() : nullptr;
+                  ref::wino_output(go, m.data(), ld, t0, t1, b, act, 0.1f, acc, want.data());
+                  t.wino_output(go, m.data(), ld, t0, t1, b, act, 0.1f, acc, got.data());
+                  for (std::size_t i = 0; i < out_n; ++i) REQUIRE(same_value(got[i], want[i]));
+                }
+            // Gradient transform: dy, y (N, C, P, Q).
+            std::vector<float> dyv(out_n), yo(out_n);
+            for (float& v : dyv) v = nd(rng);
+            for (float& v : yo) v = nd(rng) > 0 ? 0.5f * std::abs(nd(rng)) : 0.0f;
+            for (int act = 0; act <= 4; ++act) {
+              INFO("grad act " << act);
+              std::vector<float> want(static_cast<size_t>(xis * C * ld), kSentinel), got(want);
+              ref::wino_grad(go, dyv.data(), yo.data(), act, 0.1f, t0, t1, want.data(), ld);
+              t.wino_grad(go, dyv.data(), yo.data(), act, 0.1f, t0, t1, got.data(), ld);
+              for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(same_value(got[i], want[i]));
+            }
           }
         }
       }
-    }
   }
 }
 
 namespace {
 
-// |M| transforms in double, for the error bounds: b = |B^T| |d| |B| (4x4 from 4x4),
-// u = |G| |g| |G^T| (4x4 from 3x3), z = |A| |dz| |A^T| (4x4 from 2x2).
-const double kBtAbs[4][4] = {{1, 0, 1, 0}, {0, 1, 1, 0}, {0, 1, 1, 0}, {0, 1, 0, 1}};
-const double kGAbs[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, {0, 0, 1}};
-const double kAAbs[4][2] = {{1, 0}, {1, 1}, {1, 1}, {0, 1}};
-const double kAtSigned[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+// The transform matrices of F(m x m, 3x3) for the error bounds: |B^T| (n x n), |G| (n x 3),
+// |A| (n x m) and A^T with signs (m x n), n = m + 2.
+struct WinoMats {
+  int m, n;
+  double bt[6][6], g[6][3], a[6][4], at[4][6];
+};
+const WinoMats kWino2 = {2,
+                         4,
+                         {{1, 0, 1, 0}, {0, 1, 1, 0}, {0, 1, 1, 0}, {0, 1, 0, 1}},
+                         {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}, {0, 0, 1}},
+                         {{1, 0}, {1, 1}, {1, 1}, {0, 1}},
+                         {{1, 1, 1, 0}, {0, 1, -1, -1}}};
+const WinoMats kWino4 = {
+    4,
+    6,
+    {{4, 0, 5, 0, 1, 0},
+     {0, 4, 4, 1, 1, 0},
+     {0, 4, 4, 1, 1, 0},
+     {0, 2, 1, 2, 1, 0},
+     {0, 2, 1, 2, 1, 0},
+     {0, 4, 0, 5, 0, 1}},
+    {{0.25, 0, 0},
+     {1.0 / 6, 1.0 / 6, 1.0 / 6},
+     {1.0 / 6, 1.0 / 6, 1.0 / 6},
+     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+     {1.0 / 24, 1.0 / 12, 1.0 / 6},
+     {0, 0, 1}},
+    {{1, 0, 0, 0}, {1, 1, 1, 1}, {1, 1, 1, 1}, {1, 2, 4, 8}, {1, 2, 4, 8}, {0, 0, 0, 1}},
+    {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}}};
 
-void abs_v(const double d[4][4], double out[16]) {
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
+// |V| = |B^T| |d| |B| (n x n from the n x n patch d, row-major in d).
+void abs_v(const WinoMats& w, const double* d, double* out) {
+  for (int i = 0; i < w.n; ++i)
+    for (int j = 0; j < w.n; ++j) {
       double s = 0;
-      for (int l = 0; l < 4; ++l)
-        for (int m = 0; m < 4; ++m) s += kBtAbs[i][l] * std::abs(d[l][m]) * kBtAbs[j][m];
-      out[4 * i + j] = s;
+      for (int l = 0; l < w.n; ++l)
+        for (int m = 0; m < w.n; ++m) s += w.bt[i][l] * std::abs(d[l * w.n + m]) * w.bt[j][m];
+      out[i * w.n + j] = s;
     }
 }
-void abs_u(const double g[3][3], double out[16]) {
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
+// |U| = |G| |g| |G^T| (n x n from 3x3).
+void abs_u(const WinoMats& w, const double g[3][3], double* out) {
+  for (int i = 0; i < w.n; ++i)
+    for (int j = 0; j < w.n; ++j) {
       double s = 0;
       for (int r = 0; r < 3; ++r)
-        for (int c = 0; c < 3; ++c) s += kGAbs[i][r] * std::abs(g[r][c]) * kGAbs[j][c];
-      out[4 * i + j] = s;
+        for (int c = 0; c < 3; ++c) s += w.g[i][r] * std::abs(g[r][c]) * w.g[j][c];
+      out[i * w.n + j] = s;
     }
 }
-void abs_z(const double dz[2][2], double out[16]) {
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
+// |Z| = |A| |dz| |A^T| (n x n from the m x m tile dz, row-major).
+void abs_z(const WinoMats& w, const double* dz, double* out) {
+  for (int i = 0; i < w.n; ++i)
+    for (int j = 0; j < w.n; ++j) {
       double s = 0;
-      for (int r = 0; r < 2; ++r)
-        for (int c = 0; c < 2; ++c) s += kAAbs[i][r] * std::abs(dz[r][c]) * kAAbs[j][c];
-      out[4 * i + j] = s;
+      for (int r = 0; r < w.m; ++r)
+        for (int c = 0; c < w.m; ++c) s += w.a[i][r] * std::abs(dz[r * w.m + c]) * w.a[j][c];
+      out[i * w.n + j] = s;
     }
 }
 
 }  // namespace
 
-// Accuracy of the Winograd layer against the definition in double. A Winograd output is
-// sum_xi a_xi sum_c U_xi,c V_xi,c, every transformed value a short sum of +-1 and +-1/2 multiples
-// of the inputs; in float each is within a few units of rounding of the same expression in
-// absolute values, and the C-term sums within (C + 1) u of theirs, so
+// Accuracy of the Winograd layer against the definition in double, for F(2x2, 3x3) and
+// F(4x4, 3x3). A Winograd output is sum_xi a_xi sum_c U_xi,c V_xi,c, every transformed value a
+// short sum of multiples of the inputs (+-1 and +-1/2 for F(2x2); up to 5, 8 and 1/24 for
+// F(4x4)); in float each is within a few units of rounding of the same expression in absolute
+// values, and the C-term sums within (C + 1) u of theirs, so
 //   |y - y_exact| <= (2 C + 64) u S_W,   S_W = sum_c sum_xi |a_xi| |U|_xi,c |V|_xi,c
 // with |U| = |G| |g| |G^T| and |V| = |B^T| |d| |B| (and likewise for dx, over K, and for dW, over
-// the N * tiles terms of dU = sum_t Z_t V_t^T, with |Z| = |A| |dz| |A^T| and |G^T| . |G|). A
+// the N * tiles terms of dU = sum_t Z_t V_t^T, with |Z| = |A| |dz| |A^T| and |G^T| . |G|). The
+// bound grows with the matrices' entries, so F(4x4) is allowed its larger error and no more. A
 // dropped or misplaced term is of the size S_W / C and fails by orders of magnitude.
 TEST_CASE(
     "Conv2D (Winograd): matches the definition within the Winograd error bound, and does "
     "not depend on the thread count",
     "[conv2d][winograd]") {
   const int saved = num_threads();
-  nn::detail::set_conv_algo(nn::detail::ConvAlgo::winograd);
   struct Case {
     const char* label;
     int64_t n, c, h, w, k;
@@ -474,192 +506,192 @@ TEST_CASE(
        nn::Activation::relu},
       {"3 x 8x10x9 -> 9, same, tanh", 3, 8, 10, 9, 9, nn::Padding::same, nn::Activation::tanh},
       {"2 x 3x7x7 -> 4, valid, linear", 2, 3, 7, 7, 4, nn::Padding::valid, nn::Activation::linear},
+      {"2 x 5x18x23 -> 6, same, relu", 2, 5, 18, 23, 6, nn::Padding::same, nn::Activation::relu},
   };
-  for (const Case& cs : cases) {
-    DYNAMIC_SECTION(cs.label) {
-      Rng rng(8);
-      nn::Conv2D conv(cs.k, {3, 3}, {.padding = cs.padding, .activation = cs.act});
-      conv.build(Shape{cs.c, cs.h, cs.w});
-      conv.init_params(rng);
-      for (int64_t i = 0; i < conv.bias().numel(); ++i) conv.bias()[i] = 0.1f * rng.normal();
-      Tensor x(Shape{cs.n, cs.c, cs.h, cs.w});
-      for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
-      Tensor dy(conv.output_shape().with_batch(cs.n));
-      for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = rng.normal();
+  for (const WinoMats* wm : {&kWino2, &kWino4})
+    for (const Case& cs : cases) {
+      DYNAMIC_SECTION("F(" << wm->m << "x" << wm->m << ") " << cs.label) {
+        nn::detail::set_conv_algo(wm->m == 4 ? nn::detail::ConvAlgo::winograd4
+                                             : nn::detail::ConvAlgo::winograd);
+        const int tm = wm->m, tn = wm->n, xis = tn * tn;
+        Rng rng(8);
+        nn::Conv2D conv(cs.k, {3, 3}, {.padding = cs.padding, .activation = cs.act});
+        conv.build(Shape{cs.c, cs.h, cs.w});
+        conv.init_params(rng);
+        for (int64_t i = 0; i < conv.bias().numel(); ++i) conv.bias()[i] = 0.1f * rng.normal();
+        Tensor x(Shape{cs.n, cs.c, cs.h, cs.w});
+        for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+        Tensor dy(conv.output_shape().with_batch(cs.n));
+        for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = rng.normal();
 
-      set_num_threads(1);
-      const ConvResult one = run_conv(conv, x, dy, true);
-      for (int threads : {2, 3}) {
-        set_num_threads(threads);
-        const ConvResult more = run_conv(conv, x, dy, true);
-        INFO(threads << " threads");
-        for (auto [a, b] : {std::pair{&one.y, &more.y}, std::pair{&one.dw, &more.dw},
-                            std::pair{&one.db, &more.db}, std::pair{&one.dx, &more.dx}})
-          for (std::size_t i = 0; i < a->size(); ++i) REQUIRE(same_bits((*a)[i], (*b)[i]));
-      }
-      set_num_threads(saved);
-
-      const int64_t P = conv.output_shape()[1], Q = conv.output_shape()[2];
-      const int64_t pt = conv.pad_top(), pl = conv.pad_left(), C = cs.c, K = cs.k;
-      const int64_t H = cs.h, W = cs.w;
-      const double u = std::ldexp(1.0, -24);
-      const Tensor& wt = conv.weight();
-      auto wv = [&](int64_t k, int64_t c, int64_t r, int64_t s) {
-        return double(wt[((k * C + c) * 3 + r) * 3 + s]);
-      };
-      auto xin = [&](int64_t n, int64_t c, int64_t h, int64_t w) {
-        return h >= 0 && h < H && w >= 0 && w < W ? double(x.at(n, c, h, w)) : 0.0;
-      };
-      // |U| per (k, c) and its rotated, transposed version per (c, k).
-      std::vector<double> ua(static_cast<size_t>(K * C * 16)), uat(ua.size());
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t c = 0; c < C; ++c) {
-          double g[3][3], gr[3][3];
-          for (int r = 0; r < 3; ++r)
-            for (int s2 = 0; s2 < 3; ++s2) {
-              g[r][s2] = wv(k, c, r, s2);
-              gr[r][s2] = wv(k, c, 2 - r, 2 - s2);
-            }
-          abs_u(g, &ua[static_cast<size_t>((k * C + c) * 16)]);
-          abs_u(gr, &uat[static_cast<size_t>((c * K + k) * 16)]);
+        set_num_threads(1);
+        const ConvResult one = run_conv(conv, x, dy, true);
+        for (int threads : {2, 3}) {
+          set_num_threads(threads);
+          const ConvResult more = run_conv(conv, x, dy, true);
+          INFO(threads << " threads");
+          for (auto [a, b] : {std::pair{&one.y, &more.y}, std::pair{&one.dw, &more.dw},
+                              std::pair{&one.db, &more.db}, std::pair{&one.dx, &more.dx}})
+            for (std::size_t i = 0; i < a->size(); ++i) REQUIRE(same_bits((*a)[i], (*b)[i]));
         }
-      // Forward: z = act^-1 is not needed: compare y with act(z_exact), the bound scaled by the
-      // activation's slope bound (1 for all three used here).
-      std::vector<double> dz(static_cast<size_t>(dy.numel()));
-      const int64_t th = (P + 1) / 2, tw = (Q + 1) / 2;
-      for (int64_t n = 0; n < cs.n; ++n)
-        for (int64_t ty = 0; ty < th; ++ty)
-          for (int64_t tx = 0; tx < tw; ++tx) {
-            std::vector<double> va(static_cast<size_t>(C * 16));
-            for (int64_t c = 0; c < C; ++c) {
-              double d[4][4];
-              for (int i = 0; i < 4; ++i)
-                for (int j = 0; j < 4; ++j) d[i][j] = xin(n, c, 2 * ty + i - pt, 2 * tx + j - pl);
-              abs_v(d, &va[static_cast<size_t>(c * 16)]);
-            }
-            for (int64_t k = 0; k < K; ++k)
-              for (int i = 0; i < 2; ++i)
-                for (int j = 0; j < 2; ++j) {
-                  const int64_t p = 2 * ty + i, q = 2 * tx + j;
-                  if (p >= P || q >= Q) continue;
-                  double z = conv.bias()[k], sw = std::abs(conv.bias()[k]);
-                  for (int64_t c = 0; c < C; ++c)
-                    for (int r = 0; r < 3; ++r)
-                      for (int s2 = 0; s2 < 3; ++s2)
-                        z += wv(k, c, r, s2) * xin(n, c, p + r - pt, q + s2 - pl);
-                  for (int64_t c = 0; c < C; ++c)
-                    for (int xi = 0; xi < 16; ++xi)
-                      sw += std::abs(kAtSigned[i][xi / 4] * kAtSigned[j][xi % 4]) *
-                            ua[static_cast<size_t>((k * C + c) * 16 + xi)] *
-                            va[static_cast<size_t>(c * 16 + xi)];
-                  const auto at = static_cast<size_t>(((n * K + k) * P + p) * Q + q);
-                  double y = z;
-                  if (cs.act == nn::Activation::relu) y = z > 0 ? z : 0;
-                  if (cs.act == nn::Activation::tanh) y = std::tanh(z);
-                  const double bound = (2.0 * double(C) + 64) * u * sw + 2 * u * std::abs(y);
-                  REQUIRE(std::abs(one.y[at] - y) <= bound);
-                  const double yv = one.y[at];
-                  double dact = 1.0;
-                  if (cs.act == nn::Activation::relu) dact = yv > 0 ? 1.0 : 0.0;
-                  if (cs.act == nn::Activation::tanh) dact = 1.0 - yv * yv;
-                  dz[at] = double(dy[static_cast<int64_t>(at)]) * dact;
-                }
-          }
-      auto dzv = [&](int64_t n, int64_t k, int64_t p, int64_t q) {
-        return p >= 0 && p < P && q >= 0 && q < Q
-                   ? dz[static_cast<size_t>(((n * K + k) * P + p) * Q + q)]
-                   : 0.0;
-      };
-      // dW and db: exact sums, and the bound over the n * tiles terms of dU.
-      std::vector<double> dwe(static_cast<size_t>(K * C * 9), 0.0),
-          dus(static_cast<size_t>(K * C * 16), 0.0);
-      std::vector<double> dbe(static_cast<size_t>(K), 0.0), dbs(static_cast<size_t>(K), 0.0);
-      for (int64_t n = 0; n < cs.n; ++n)
-        for (int64_t ty = 0; ty < th; ++ty)
-          for (int64_t tx = 0; tx < tw; ++tx) {
-            std::vector<double> va(static_cast<size_t>(C * 16));
-            for (int64_t c = 0; c < C; ++c) {
-              double d[4][4];
-              for (int i = 0; i < 4; ++i)
-                for (int j = 0; j < 4; ++j) d[i][j] = xin(n, c, 2 * ty + i - pt, 2 * tx + j - pl);
-              abs_v(d, &va[static_cast<size_t>(c * 16)]);
-            }
-            for (int64_t k = 0; k < K; ++k) {
-              double g2[2][2], za[16];
-              for (int i = 0; i < 2; ++i)
-                for (int j = 0; j < 2; ++j) g2[i][j] = dzv(n, k, 2 * ty + i, 2 * tx + j);
-              abs_z(g2, za);
-              for (int64_t c = 0; c < C; ++c)
-                for (int xi = 0; xi < 16; ++xi)
-                  dus[static_cast<size_t>((k * C + c) * 16 + xi)] +=
-                      za[xi] * va[static_cast<size_t>(c * 16 + xi)];
-              for (int i = 0; i < 2; ++i)
-                for (int j = 0; j < 2; ++j) {
-                  dbe[static_cast<size_t>(k)] += g2[i][j];
-                  dbs[static_cast<size_t>(k)] += std::abs(g2[i][j]);
-                }
-            }
-          }
-      for (int64_t n = 0; n < cs.n; ++n)
+        set_num_threads(saved);
+
+        const int64_t P = conv.output_shape()[1], Q = conv.output_shape()[2];
+        const int64_t pt = conv.pad_top(), pl = conv.pad_left(), C = cs.c, K = cs.k;
+        const int64_t H = cs.h, W = cs.w;
+        const double u = std::ldexp(1.0, -24);
+        const Tensor& wt = conv.weight();
+        auto wv = [&](int64_t k, int64_t c, int64_t r, int64_t s) {
+          return double(wt[((k * C + c) * 3 + r) * 3 + s]);
+        };
+        auto xin = [&](int64_t n, int64_t c, int64_t h, int64_t w) {
+          return h >= 0 && h < H && w >= 0 && w < W ? double(x.at(n, c, h, w)) : 0.0;
+        };
+        auto at_ij = [&](int i, int j, int xi) {  // |A^T[i][.] (x) A^T[j][.]| at xi
+          return std::abs(wm->at[i][xi / tn] * wm->at[j][xi % tn]);
+        };
+        // |U| per (k, c) and its rotated, transposed version per (c, k).
+        std::vector<double> ua(static_cast<size_t>(K * C * xis)), uat(ua.size());
         for (int64_t k = 0; k < K; ++k)
-          for (int64_t p = 0; p < P; ++p)
-            for (int64_t q = 0; q < Q; ++q)
-              for (int64_t c = 0; c < C; ++c)
-                for (int r = 0; r < 3; ++r)
-                  for (int s2 = 0; s2 < 3; ++s2)
-                    dwe[static_cast<size_t>(((k * C + c) * 3 + r) * 3 + s2)] +=
-                        dzv(n, k, p, q) * xin(n, c, p + r - pt, q + s2 - pl);
-      const double terms = double(cs.n * th * tw);
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t c = 0; c < C; ++c)
-          for (int r = 0; r < 3; ++r)
-            for (int s2 = 0; s2 < 3; ++s2) {
-              double sb = 0;  // |G^T| |dU| |G| at (r, s)
-              for (int i = 0; i < 4; ++i)
-                for (int j = 0; j < 4; ++j)
-                  sb += kGAbs[i][r] * dus[static_cast<size_t>((k * C + c) * 16 + 4 * i + j)] *
-                        kGAbs[j][s2];
-              const auto at = static_cast<size_t>(((k * C + c) * 3 + r) * 3 + s2);
-              REQUIRE(std::abs(one.dw[at] - dwe[at]) <= (2 * terms + 64) * u * sb + 1e-30);
-            }
-      for (int64_t k = 0; k < K; ++k)
-        REQUIRE(std::abs(one.db[static_cast<size_t>(k)] - dbe[static_cast<size_t>(k)]) <=
-                (2 * terms + 16) * u * dbs[static_cast<size_t>(k)] + 1e-30);
-      // dx: a Winograd convolution of dz (pad 2 - pad) with the rotated filters, over the dx
-      // grid; dx started at 0.5.
-      const int64_t dth = (H + 1) / 2, dtw = (W + 1) / 2;
-      for (int64_t n = 0; n < cs.n; ++n)
-        for (int64_t ty = 0; ty < dth; ++ty)
-          for (int64_t tx = 0; tx < dtw; ++tx) {
-            std::vector<double> va(static_cast<size_t>(K * 16));
-            for (int64_t k = 0; k < K; ++k) {
-              double d[4][4];
-              for (int i = 0; i < 4; ++i)
-                for (int j = 0; j < 4; ++j)
-                  d[i][j] = dzv(n, k, 2 * ty + i - (2 - pt), 2 * tx + j - (2 - pl));
-              abs_v(d, &va[static_cast<size_t>(k * 16)]);
-            }
-            for (int64_t c = 0; c < C; ++c)
-              for (int i = 0; i < 2; ++i)
-                for (int j = 0; j < 2; ++j) {
-                  const int64_t h = 2 * ty + i, w = 2 * tx + j;
-                  if (h >= H || w >= W) continue;
-                  double e = 0.5, sx = 0.5;
-                  for (int64_t k = 0; k < K; ++k)
-                    for (int r = 0; r < 3; ++r)
-                      for (int s2 = 0; s2 < 3; ++s2)
-                        e += dzv(n, k, h + pt - r, w + pl - s2) * wv(k, c, r, s2);
-                  for (int64_t k = 0; k < K; ++k)
-                    for (int xi = 0; xi < 16; ++xi)
-                      sx += std::abs(kAtSigned[i][xi / 4] * kAtSigned[j][xi % 4]) *
-                            uat[static_cast<size_t>((c * K + k) * 16 + xi)] *
-                            va[static_cast<size_t>(k * 16 + xi)];
-                  const auto at = static_cast<size_t>(((n * C + c) * H + h) * W + w);
-                  REQUIRE(std::abs(one.dx[at] - e) <= (2.0 * double(K) + 64) * u * sx);
-                }
+          for (int64_t c = 0; c < C; ++c) {
+            double g[3][3], gr[3][3];
+            for (int r = 0; r < 3; ++r)
+              for (int s2 = 0; s2 < 3; ++s2) {
+                g[r][s2] = wv(k, c, r, s2);
+                gr[r][s2] = wv(k, c, 2 - r, 2 - s2);
+              }
+            abs_u(*wm, g, &ua[static_cast<size_t>((k * C + c) * xis)]);
+            abs_u(*wm, gr, &uat[static_cast<size_t>((c * K + k) * xis)]);
           }
+        // |V| of every patch of a channel (grid of tiles over an output of side oh x ow, the
+        // input read through get(n, c, h, w)).
+        auto patches = [&](int64_t n, int64_t ty, int64_t tx, int64_t channels, int64_t ptop,
+                           int64_t pleft, auto get) {
+          std::vector<double> va(static_cast<size_t>(channels * xis)), d(36);
+          for (int64_t c = 0; c < channels; ++c) {
+            for (int i = 0; i < tn; ++i)
+              for (int j = 0; j < tn; ++j)
+                d[static_cast<size_t>(i * tn + j)] =
+                    get(n, c, tm * ty + i - ptop, tm * tx + j - pleft);
+            abs_v(*wm, d.data(), &va[static_cast<size_t>(c * xis)]);
+          }
+          return va;
+        };
+        // Forward: compare y with act(z_exact), the bound scaled by the activation's slope bound
+        // (1 for all three used here).
+        std::vector<double> dz(static_cast<size_t>(dy.numel()));
+        const int64_t th = (P + tm - 1) / tm, tw = (Q + tm - 1) / tm;
+        for (int64_t n = 0; n < cs.n; ++n)
+          for (int64_t ty = 0; ty < th; ++ty)
+            for (int64_t tx = 0; tx < tw; ++tx) {
+              const std::vector<double> va = patches(n, ty, tx, C, pt, pl, xin);
+              for (int64_t k = 0; k < K; ++k)
+                for (int i = 0; i < tm; ++i)
+                  for (int j = 0; j < tm; ++j) {
+                    const int64_t p = tm * ty + i, q = tm * tx + j;
+                    if (p >= P || q >= Q) continue;
+                    double z = conv.bias()[k], sw = std::abs(conv.bias()[k]);
+                    for (int64_t c = 0; c < C; ++c)
+                      for (int r = 0; r < 3; ++r)
+                        for (int s2 = 0; s2 < 3; ++s2)
+                          z += wv(k, c, r, s2) * xin(n, c, p + r - pt, q + s2 - pl);
+                    for (int64_t c = 0; c < C; ++c)
+                      for (int xi = 0; xi < xis; ++xi)
+                        sw += at_ij(i, j, xi) * ua[static_cast<size_t>((k * C + c) * xis + xi)] *
+                              va[static_cast<size_t>(c * xis + xi)];
+                    const auto at = static_cast<size_t>(((n * K + k) * P + p) * Q + q);
+                    double y = z;
+                    if (cs.act == nn::Activation::relu) y = z > 0 ? z : 0;
+                    if (cs.act == nn::Activation::tanh) y = std::tanh(z);
+                    const double bound = (2.0 * double(C) + 64) * u * sw + 2 * u * std::abs(y);
+                    REQUIRE(std::abs(one.y[at] - y) <= bound);
+                    const double yv = one.y[at];
+                    double dact = 1.0;
+                    if (cs.act == nn::Activation::relu) dact = yv > 0 ? 1.0 : 0.0;
+                    if (cs.act == nn::Activation::tanh) dact = 1.0 - yv * yv;
+                    dz[at] = double(dy[static_cast<int64_t>(at)]) * dact;
+                  }
+            }
+        auto dzv = [&](int64_t n, int64_t k, int64_t p, int64_t q) {
+          return p >= 0 && p < P && q >= 0 && q < Q
+                     ? dz[static_cast<size_t>(((n * K + k) * P + p) * Q + q)]
+                     : 0.0;
+        };
+        // dW and db: exact sums, and the bound over the n * tiles terms of dU.
+        std::vector<double> dwe(static_cast<size_t>(K * C * 9), 0.0),
+            dus(static_cast<size_t>(K * C * xis), 0.0);
+        std::vector<double> dbe(static_cast<size_t>(K), 0.0), dbs(static_cast<size_t>(K), 0.0);
+        for (int64_t n = 0; n < cs.n; ++n)
+          for (int64_t ty = 0; ty < th; ++ty)
+            for (int64_t tx = 0; tx < tw; ++tx) {
+              const std::vector<double> va = patches(n, ty, tx, C, pt, pl, xin);
+              for (int64_t k = 0; k < K; ++k) {
+                double g2[16], za[36];
+                for (int i = 0; i < tm; ++i)
+                  for (int j = 0; j < tm; ++j) g2[i * tm + j] = dzv(n, k, tm * ty + i, tm * tx + j);
+                abs_z(*wm, g2, za);
+                for (int64_t c = 0; c < C; ++c)
+                  for (int xi = 0; xi < xis; ++xi)
+                    dus[static_cast<size_t>((k * C + c) * xis + xi)] +=
+                        za[xi] * va[static_cast<size_t>(c * xis + xi)];
+                for (int i = 0; i < tm * tm; ++i) {
+                  dbe[static_cast<size_t>(k)] += g2[i];
+                  dbs[static_cast<size_t>(k)] += std::abs(g2[i]);
+                }
+              }
+            }
+        for (int64_t n = 0; n < cs.n; ++n)
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t p = 0; p < P; ++p)
+              for (int64_t q = 0; q < Q; ++q)
+                for (int64_t c = 0; c < C; ++c)
+                  for (int r = 0; r < 3; ++r)
+                    for (int s2 = 0; s2 < 3; ++s2)
+                      dwe[static_cast<size_t>(((k * C + c) * 3 + r) * 3 + s2)] +=
+                          dzv(n, k, p, q) * xin(n, c, p + r - pt, q + s2 - pl);
+        const double terms = double(cs.n * th * tw);
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t c = 0; c < C; ++c)
+            for (int r = 0; r < 3; ++r)
+              for (int s2 = 0; s2 < 3; ++s2) {
+                double sb = 0;  // |G^T| |dU| |G| at (r, s)
+                for (int i = 0; i < tn; ++i)
+                  for (int j = 0; j < tn; ++j)
+                    sb += wm->g[i][r] * dus[static_cast<size_t>((k * C + c) * xis + i * tn + j)] *
+                          wm->g[j][s2];
+                const auto at = static_cast<size_t>(((k * C + c) * 3 + r) * 3 + s2);
+                REQUIRE(std::abs(one.dw[at] - dwe[at]) <= (2 * terms + 64) * u * sb + 1e-30);
+              }
+        for (int64_t k = 0; k < K; ++k)
+          REQUIRE(std::abs(one.db[static_cast<size_t>(k)] - dbe[static_cast<size_t>(k)]) <=
+                  (2 * terms + 16) * u * dbs[static_cast<size_t>(k)] + 1e-30);
+        // dx: a Winograd convolution of dz (pad 2 - pad) with the rotated filters, over the dx
+        // grid; dx started at 0.5.
+        const int64_t dth = (H + tm - 1) / tm, dtw = (W + tm - 1) / tm;
+        for (int64_t n = 0; n < cs.n; ++n)
+          for (int64_t ty = 0; ty < dth; ++ty)
+            for (int64_t tx = 0; tx < dtw; ++tx) {
+              const std::vector<double> va = patches(n, ty, tx, K, 2 - pt, 2 - pl, dzv);
+              for (int64_t c = 0; c < C; ++c)
+                for (int i = 0; i < tm; ++i)
+                  for (int j = 0; j < tm; ++j) {
+                    const int64_t h = tm * ty + i, w = tm * tx + j;
+                    if (h >= H || w >= W) continue;
+                    double e = 0.5, sx = 0.5;
+                    for (int64_t k = 0; k < K; ++k)
+                      for (int r = 0; r < 3; ++r)
+                        for (int s2 = 0; s2 < 3; ++s2)
+                          e += dzv(n, k, h + pt - r, w + pl - s2) * wv(k, c, r, s2);
+                    for (int64_t k = 0; k < K; ++k)
+                      for (int xi = 0; xi < xis; ++xi)
+                        sx += at_ij(i, j, xi) * uat[static_cast<size_t>((c * K + k) * xis + xi)] *
+                              va[static_cast<size_t>(k * xis + xi)];
+                    const auto at = static_cast<size_t>(((n * C + c) * H + h) * W + w);
+                    REQUIRE(std::abs(one.dx[at] - e) <= (2.0 * double(K) + 64) * u * sx);
+                  }
+            }
+      }
     }
-  }
   set_num_threads(saved);
   nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
 }

@@ -1,4 +1,5 @@
-// Winograd F(2x2, 3x3) transforms for 3x3, stride-1 convolutions (internal; nn/conv2d.cpp).
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms for 3x3, stride-1 convolutions (internal;
+// nn/conv2d.cpp).
 //
 // Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016). A 2x2 block of
 // outputs of a 3x3 correlation is
@@ -23,6 +24,19 @@
 // Activation codes (nn::Activation order): 0 linear, 1 relu, 2 leaky_relu (slope), 3 tanh,
 // 4 sigmoid. act'(z) is written through the output y as in nn/act.hpp (tanh: (1 - y)(1 + y)).
 //
+// F(4x4, 3x3) (g.tile == 4; the same entry points): 6x6 patches d, 4x4 output tiles, 36
+// products per tile (xi = 6i + j), 2.25 multiply-adds per output and channel pair instead of 4
+// (F(2x2)) or 9 (direct). B^T, G, A^T (winograd4_formulas.inc; interpolation points 0, +-1, +-2):
+//   G = [ 1/4    0     0  ]
+//       [-1/6  -1/6  -1/6 ]
+//       [-1/6   1/6  -1/6 ]
+//       [1/24  1/12   1/6 ]
+//       [1/24 -1/12   1/6 ]
+//       [  0     0     1  ]
+// The transformed values are sums with coefficients up to 5 (B^T) and 8 (A^T), so the rounding
+// error is several times that of F(2x2) (bounded in tests/test_kernels_conv.cpp the same way,
+// with the absolute values of these matrices). Z[xi = 7] (= (A dz A^T)[1][1]) is the tile's sum.
+//
 // Free functions over raw pointers: no allocation, no exceptions, single-threaded. Scalar
 // references in ref/ (the oracle); the dispatched versions come from winograd.inc, compiled once
 // per ISA with the same operations in the same order, so they agree with the references exactly.
@@ -36,28 +50,32 @@ struct WinoGeometry {
   int64_t channels = 0, height = 0, width = 0;  // the input of the transform: C, H, W
   int64_t pad_top = 0, pad_left = 0;            // input row of output row 0 is -pad_top
   int64_t out_h = 0, out_w = 0;                 // P, Q: the outputs covered by the tiles
-  int64_t tiles_h() const { return (out_h + 1) / 2; }
-  int64_t tiles_w() const { return (out_w + 1) / 2; }
+  int64_t tile = 2;  // m of F(m x m, 3x3): 2, or 4 (below); n = m + 2 is the patch side
+  int64_t tiles_h() const { return (out_h + tile - 1) / tile; }
+  int64_t tiles_w() const { return (out_w + tile - 1) / tile; }
+  int64_t patch() const { return tile + 2; }
 };
 
 // Input transform: V[(xi*C + c)*ldv + t - t0] = (B^T d B)[xi] for the patch d of channel c under
-// tile t (rows 2ty - pt .. +3, columns 2tx - pl .. +3; zero outside the image). x is the batch
+// tile t (rows m ty - pt .. + n - 1, columns m tx - pl .. + n - 1 with m = g.tile, n = m + 2;
+// zero outside the image). x is the batch
 // (N, C, H, W). If y is not null the input is dz = x * act'(y) (x is dy, y the layer output, both
 // (N, C, H, W)); otherwise act is ignored.
 using WinoInputFn = void (*)(const WinoGeometry& g, const float* x, const float* y, int act,
                              float slope, int64_t t0, int64_t t1, float* v, int64_t ldv);
 
-// Output transform: for the 2x2 outputs (i, j) of tile t inside the P x Q output of channel k
+// Output transform: for the m x m outputs (i, j) of tile t inside the P x Q output of channel k
 // (K = g.channels here; height/width/pad unused),
 //   z = (A^T M A)[i][j] (+ bias[k] if bias),  out = act(z)   (act 0, 1 or 2 only)
-// stored to out[n, k, 2ty+i, 2tx+j] (out is (N, K, P, Q)), or added to it if accumulate.
+// stored to out[n, k, m ty + i, m tx + j] (out is (N, K, P, Q)), or added to it if accumulate.
 using WinoOutputFn = void (*)(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0,
                               int64_t t1, const float* bias, int act, float slope, bool accumulate,
                               float* out);
 
-// Gradient-tile transform: Z[(xi*K + k)*ldz + t - t0] = (A dz A^T)[xi] for the 2x2 tile of
-// dz = dy * act'(y) at outputs (2ty.., 2tx..) (zero outside P x Q); K = g.channels, dy and y are
-// (N, K, P, Q). Z[xi = 5] is (dz00 + dz10) + (dz01 + dz11), the tile's sum: the bias gradient.
+// Gradient-tile transform: Z[(xi*K + k)*ldz + t - t0] = (A dz A^T)[xi] for the m x m tile of
+// dz = dy * act'(y) at outputs (m ty.., m tx..) (zero outside P x Q); K = g.channels, dy and y
+// are (N, K, P, Q). For m = 2, Z[xi = 5] is (dz00 + dz10) + (dz01 + dz11), the tile's sum: the
+// bias gradient; for m = 4 the sum is Z[7].
 using WinoGradFn = void (*)(const WinoGeometry& g, const float* dy, const float* y, int act,
                             float slope, int64_t t0, int64_t t1, float* z, int64_t ldz);
 

@@ -45,6 +45,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
@@ -61,13 +63,32 @@ namespace imgsim::nn {
 
 namespace detail {
 namespace {
-std::atomic<int> g_conv_algo{static_cast<int>(ConvAlgo::automatic)};
+constexpr int kAlgoUnset = -1;
+std::atomic<int> g_conv_algo{kAlgoUnset};
+
+ConvAlgo algo_from_env() {
+  const char* env = std::getenv("IMGSIM_CONV_ALGO");
+  if (!env || !*env) return ConvAlgo::automatic;
+  const std::string v = env;
+  if (v == "auto") return ConvAlgo::automatic;
+  if (v == "im2col") return ConvAlgo::im2col;
+  if (v == "winograd2") return ConvAlgo::winograd;
+  if (v == "winograd4") return ConvAlgo::winograd4;
+  throw InvalidArgument("IMGSIM_CONV_ALGO: expected auto, im2col, winograd2 or winograd4, got '" +
+                        v + "'");
+}
 }  // namespace
 void set_conv_algo(ConvAlgo a) {
   g_conv_algo.store(static_cast<int>(a), std::memory_order_relaxed);
 }
 ConvAlgo conv_algo() {
-  return static_cast<ConvAlgo>(g_conv_algo.load(std::memory_order_relaxed));
+  int a = g_conv_algo.load(std::memory_order_relaxed);
+  if (a == kAlgoUnset) {
+    const int from_env = static_cast<int>(algo_from_env());
+    // A concurrent set_conv_algo() wins over the environment.
+    a = g_conv_algo.compare_exchange_strong(a, from_env) ? from_env : a;
+  }
+  return static_cast<ConvAlgo>(a);
 }
 }  // namespace detail
 
@@ -338,24 +359,26 @@ int act_code(Activation a) {
 
 struct WinoPlan {
   int64_t c = 0, k = 0;
+  int64_t xis = 0;            // products per tile: (m + 2)^2, 16 for F(2x2) and 36 for F(4x4)
   int64_t chunk = 0, ld = 0;  // tiles per chunk (a multiple of 16), buffer row stride
-  int64_t buf = 0;            // floats per worker: 16 (C + K) ld
-  int64_t ufl = 0;            // floats of one transformed filter set: 16 K C, rounded up to 16
+  int64_t buf = 0;            // floats per worker: xis (C + K) ld
+  int64_t ufl = 0;            // floats of one transformed filter set: xis K C, rounded up to 16
   int64_t groups = 0, part = 0;
 };
 
-WinoPlan make_wino_plan(int64_t c, int64_t k, int64_t n, int64_t max_tiles) {
+WinoPlan make_wino_plan(int64_t c, int64_t k, int64_t n, int64_t max_tiles, int64_t tile) {
   WinoPlan p;
   p.c = c;
   p.k = k;
-  int64_t t = kWinoChunkFloats / (16 * (c + k)) / 48 * 48;
+  p.xis = (tile + 2) * (tile + 2);
+  int64_t t = kWinoChunkFloats / (p.xis * (c + k)) / 48 * 48;
   if (t < 48) t = 48;
   p.chunk = t < round_up(max_tiles, 16) ? t : round_up(max_tiles, 16);
   p.ld = p.chunk % 64 == 0 ? p.chunk + 16 : p.chunk;
-  p.buf = 16 * (c + k) * p.ld;
-  p.ufl = round_up(16 * k * c, 16);
+  p.buf = p.xis * (c + k) * p.ld;
+  p.ufl = round_up(p.xis * k * c, 16);
   p.groups = n < kMaxGroups ? n : kMaxGroups;
-  p.part = round_up(16 * k * c + k, 16);
+  p.part = round_up(p.xis * k * c + k, 16);
   while (p.groups > 1 && p.groups * p.part > kPartialFloats) --p.groups;
   return p;
 }
@@ -378,17 +401,77 @@ void filter_transform(Get g, float* u, int64_t stride) {
   }
 }
 
+// F(4x4, 3x3): a (6 x 3) = G g, then u = a G^T (6 x 6), xi = 6i + j, with
+//   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].
+template <class Get>
+void filter_transform4(Get g, float* u, int64_t stride) {
+  auto col = [](float g0, float g1, float g2, float* a) {
+    const float e = g0 + g2;
+    a[0] = 0.25f * g0;
+    a[1] = -(e + g1) / 6.0f;
+    a[2] = -(e - g1) / 6.0f;
+    a[3] = ((g0 + 4.0f * g2) + 2.0f * g1) / 24.0f;
+    a[4] = ((g0 + 4.0f * g2) - 2.0f * g1) / 24.0f;
+    a[5] = g2;
+  };
+  float a[3][6];  // a[s] = G g[., s]
+  for (int s = 0; s < 3; ++s) col(g(0, s), g(1, s), g(2, s), a[s]);
+  for (int i = 0; i < 6; ++i) {
+    float r[6];
+    col(a[0][i], a[1][i], a[2][i], r);
+    for (int j = 0; j < 6; ++j) u[(6 * i + j) * stride] = r[j];
+  }
+}
+
 // U[xi] (K x C) from W (K, C, 3, 3); with rotate, U'[xi] (C x K) from the filters rotated by 180
 // degrees (the backward-data convolution).
-void transform_filters(const float* w, int64_t K, int64_t C, bool rotate, float* u) {
+void transform_filters(const float* w, int64_t K, int64_t C, bool rotate, int64_t tile, float* u) {
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c = 0; c < C; ++c) {
       const float* g = w + (k * C + c) * 9;
-      if (rotate)
-        filter_transform([&](int r, int s) { return g[(2 - r) * 3 + (2 - s)]; }, u + c * K + k,
-                         K * C);
-      else
-        filter_transform([&](int r, int s) { return g[r * 3 + s]; }, u + k * C + c, K * C);
+      auto plain = [&](int r, int s) { return g[r * 3 + s]; };
+      auto rotated = [&](int r, int s) { return g[(2 - r) * 3 + (2 - s)]; };
+      float* dst = rotate ? u + c * K + k : u + k * C + c;
+      if (tile == 4) {
+        if (rotate)
+          filter_transform4(rotated, dst, K * C);
+        else
+          filter_transform4(plain, dst, K * C);
+      } else {
+        if (rotate)
+          filter_transform(rotated, dst, K * C);
+        else
+          filter_transform(plain, dst, K * C);
+      }
+    }
+}
+
+// F(4x4, 3x3): dW (K, C, 3, 3) += G^T dU G, dU[xi] (K x C), xi = 6i + j.
+void add_filter_gradient4(const float* du, int64_t K, int64_t C, float* dw) {
+  const int64_t kc = K * C;
+  // b = G^T v for a 6-vector v (G as in filter_transform4).
+  auto gt = [](const float* v, float* b) {
+    const float m12 = v[1] + v[2], d12 = v[1] - v[2], m34 = v[3] + v[4], d34 = v[3] - v[4];
+    b[0] = (0.25f * v[0] - m12 / 6.0f) + m34 / 24.0f;
+    b[1] = d34 / 12.0f - d12 / 6.0f;
+    b[2] = (m34 / 6.0f - m12 / 6.0f) + v[5];
+  };
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c) {
+      const float* d = du + k * C + c;
+      float t[3][6];  // G^T dU (3 x 6), column by column
+      for (int j = 0; j < 6; ++j) {
+        float v[6], b[3];
+        for (int i = 0; i < 6; ++i) v[i] = d[(6 * i + j) * kc];
+        gt(v, b);
+        for (int r = 0; r < 3; ++r) t[r][j] = b[r];
+      }
+      float* o = dw + (k * C + c) * 9;
+      for (int r = 0; r < 3; ++r) {  // (G^T dU) G
+        float b[3];
+        gt(t[r], b);
+        for (int s2 = 0; s2 < 3; ++s2) o[r * 3 + s2] += b[s2];
+      }
     }
 }
 
@@ -422,28 +505,31 @@ struct WinoLayer {
   kernels::WinoGeometry dx;     // dx: C channels, H x W
 };
 
-WinoLayer wino_layer(const kernels::Im2colGeometry& g, int64_t k) {
+WinoLayer wino_layer(const kernels::Im2colGeometry& g, int64_t k, int64_t tile) {
   WinoLayer w;
-  w.in = {g.channels, g.height, g.width, g.pad_top, g.pad_left, g.out_h, g.out_w};
-  w.out = {k, g.out_h, g.out_w, 0, 0, g.out_h, g.out_w};
-  w.dgrad = {k, g.out_h, g.out_w, 2 - g.pad_top, 2 - g.pad_left, g.height, g.width};
-  w.dx = {g.channels, g.height, g.width, 0, 0, g.height, g.width};
+  w.in = {g.channels, g.height, g.width, g.pad_top, g.pad_left, g.out_h, g.out_w, tile};
+  w.out = {k, g.out_h, g.out_w, 0, 0, g.out_h, g.out_w, tile};
+  w.dgrad = {k, g.out_h, g.out_w, 2 - g.pad_top, 2 - g.pad_left, g.height, g.width, tile};
+  w.dx = {g.channels, g.height, g.width, 0, 0, g.height, g.width, tile};
   return w;
 }
 
-void wino_forward(const kernels::Im2colGeometry& g, int64_t K, const Tensor& x, Tensor& y,
-                  const float* w, const float* b, Activation act, float slope, Tensor& work) {
+void wino_forward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
+                  Tensor& y, const float* w, const float* b, Activation act, float slope,
+                  Tensor& work) {
   const int64_t n = x.dim(0), C = g.channels;
-  const WinoLayer wl = wino_layer(g, K);
+  const WinoLayer wl = wino_layer(g, K, tile);
   const int64_t tiles = n * wl.out.tiles_h() * wl.out.tiles_w();
-  const WinoPlan pl = make_wino_plan(C, K, n, tiles);
+  const WinoPlan pl = make_wino_plan(C, K, n, tiles, tile);
+  const int64_t xis = pl.xis;
   const int64_t chunks = ceil_div(tiles, pl.chunk);
   const int64_t chunk = round_up(ceil_div(tiles, chunks), 16);  // equal chunks
   const int64_t nchunks = ceil_div(tiles, chunk);
-  const int64_t workers = workers_for(nchunks, 2.0 * double(K) * double(C) * 16.0 * double(tiles));
+  const int64_t workers =
+      workers_for(nchunks, 2.0 * double(K) * double(C) * double(xis) * double(tiles));
   work.resize(Shape{pl.ufl + workers * pl.buf});
   float* u = work.data();
-  transform_filters(w, K, C, false, u);
+  transform_filters(w, K, C, false, tile, u);
   const kernels::KernelTable& kt = kernels::table();
   // tanh / sigmoid are applied afterwards (the output kernel fuses linear, relu, leaky_relu).
   const bool fused =
@@ -451,11 +537,11 @@ void wino_forward(const kernels::Im2colGeometry& g, int64_t K, const Tensor& x, 
   std::atomic<int64_t> next{0};
   kernels::parallel_for(workers, [&](int64_t wk) {
     float* v = work.data() + pl.ufl + wk * pl.buf;
-    float* m = v + 16 * C * pl.ld;
+    float* m = v + xis * C * pl.ld;
     for (int64_t ci; (ci = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
       const int64_t t0 = ci * chunk, t1 = t0 + chunk < tiles ? t0 + chunk : tiles;
       kt.wino_input(wl.in, x.data(), nullptr, 0, 0.0f, t0, t1, v, pl.ld);
-      for (int xi = 0; xi < 16; ++xi)
+      for (int64_t xi = 0; xi < xis; ++xi)
         kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * C * pl.ld, pl.ld,
                  0.0f, m + xi * K * pl.ld, pl.ld);
       kt.wino_output(wl.out, m, pl.ld, t0, t1, b, fused ? act_code(act) : 0, slope, false,
@@ -471,22 +557,25 @@ void wino_forward(const kernels::Im2colGeometry& g, int64_t K, const Tensor& x, 
   }
 }
 
-void wino_backward(const kernels::Im2colGeometry& g, int64_t K, const Tensor& x, const Tensor& y,
-                   const Tensor& dy, Tensor* dx, bool weights, bool overwrite, const float* w,
-                   bool use_bias, Activation act, float slope, float* dw, float* db, Tensor& work) {
+void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
+                   const Tensor& y, const Tensor& dy, Tensor* dx, bool weights, bool overwrite,
+                   const float* w, bool use_bias, Activation act, float slope, float* dw, float* db,
+                   Tensor& work) {
   const int64_t n = x.dim(0), C = g.channels;
-  const WinoLayer wl = wino_layer(g, K);
+  const WinoLayer wl = wino_layer(g, K, tile);
   const int64_t tt_out = wl.out.tiles_h() * wl.out.tiles_w();  // dz tiles per image
   const int64_t tt_dx = wl.dx.tiles_h() * wl.dx.tiles_w();     // dx tiles per image
   const int64_t per_group = ceil_div(n, n < kMaxGroups ? n : kMaxGroups);
-  const WinoPlan pl = make_wino_plan(C, K, n, per_group * (tt_out > tt_dx ? tt_out : tt_dx));
-  const double flops = 2.0 * double(K) * double(C) * 16.0 *
+  const WinoPlan pl = make_wino_plan(C, K, n, per_group * (tt_out > tt_dx ? tt_out : tt_dx), tile);
+  const int64_t xis = pl.xis;
+  const int64_t sum_xi = tile == 4 ? 7 : 5;  // Z[sum_xi] holds each tile's sum of dz
+  const double flops = 2.0 * double(K) * double(C) * double(xis) *
                        ((weights ? double(n * tt_out) : 0.0) + (dx ? double(n * tt_dx) : 0.0));
   const int64_t workers = workers_for(pl.groups, flops);
   work.resize(Shape{pl.ufl + workers * pl.buf + pl.groups * pl.part});
   float* ut = work.data();  // U' (dx) filters
   float* parts = work.data() + pl.ufl + workers * pl.buf;
-  if (dx) transform_filters(w, K, C, true, ut);
+  if (dx) transform_filters(w, K, C, true, tile, ut);
   const kernels::KernelTable& kt = kernels::table();
   const int ac = act_code(act);
   std::atomic<int64_t> next{0};
@@ -496,31 +585,31 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, const Tensor& x,
       const int64_t n0 = gi * n / pl.groups, n1 = (gi + 1) * n / pl.groups;
       if (weights) {
         float* du = parts + gi * pl.part;
-        float* dbg = du + 16 * K * C;
+        float* dbg = du + xis * K * C;
         for (int64_t kk = 0; kk < K; ++kk) dbg[kk] = 0.0f;
-        float* z = v + 16 * C * pl.ld;
+        float* z = v + xis * C * pl.ld;
         const int64_t c0 = n0 * tt_out, c1 = n1 * tt_out;
         const int64_t chunk = round_up(ceil_div(c1 - c0, ceil_div(c1 - c0, pl.chunk)), 16);
         for (int64_t t0 = c0; t0 < c1; t0 += chunk) {
           const int64_t t1 = t0 + chunk < c1 ? t0 + chunk : c1, nt = t1 - t0;
           kt.wino_input(wl.in, x.data(), nullptr, 0, 0.0f, t0, t1, v, pl.ld);
           kt.wino_grad(wl.out, dy.data(), y.data(), ac, slope, t0, t1, z, pl.ld);
-          if (use_bias)  // Z[5] holds each tile's sum of dz
+          if (use_bias)
             for (int64_t kk = 0; kk < K; ++kk)
-              dbg[kk] += static_cast<float>(sum_row(z + (5 * K + kk) * pl.ld, nt));
-          for (int xi = 0; xi < 16; ++xi)
+              dbg[kk] += static_cast<float>(sum_row(z + (sum_xi * K + kk) * pl.ld, nt));
+          for (int64_t xi = 0; xi < xis; ++xi)
             kt.sgemm(false, true, K, C, nt, 1.0f, z + xi * K * pl.ld, pl.ld, v + xi * C * pl.ld,
                      pl.ld, t0 == c0 ? 0.0f : 1.0f, du + xi * K * C, C);
         }
       }
       if (dx) {
-        float* m = v + 16 * K * pl.ld;
+        float* m = v + xis * K * pl.ld;
         const int64_t c0 = n0 * tt_dx, c1 = n1 * tt_dx;
         const int64_t chunk = round_up(ceil_div(c1 - c0, ceil_div(c1 - c0, pl.chunk)), 16);
         for (int64_t t0 = c0; t0 < c1; t0 += chunk) {
           const int64_t t1 = t0 + chunk < c1 ? t0 + chunk : c1, nt = t1 - t0;
           kt.wino_input(wl.dgrad, dy.data(), y.data(), ac, slope, t0, t1, v, pl.ld);
-          for (int xi = 0; xi < 16; ++xi)
+          for (int64_t xi = 0; xi < xis; ++xi)
             kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * K * pl.ld, pl.ld,
                      0.0f, m + xi * C * pl.ld, pl.ld);
           kt.wino_output(wl.dx, m, pl.ld, t0, t1, nullptr, 0, 0.0f, !overwrite, dx->data());
@@ -533,21 +622,27 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, const Tensor& x,
   float* du0 = parts;
   for (int64_t gi = 1; gi < pl.groups; ++gi) {
     const float* __restrict p = parts + gi * pl.part;
-    for (int64_t i = 0; i < 16 * K * C; ++i) du0[i] += p[i];
+    for (int64_t i = 0; i < xis * K * C; ++i) du0[i] += p[i];
   }
-  add_filter_gradient(du0, K, C, dw);
+  if (tile == 4)
+    add_filter_gradient4(du0, K, C, dw);
+  else
+    add_filter_gradient(du0, K, C, dw);
   if (use_bias)
     for (int64_t gi = 0; gi < pl.groups; ++gi)
-      for (int64_t kk = 0; kk < K; ++kk) db[kk] += parts[gi * pl.part + 16 * K * C + kk];
+      for (int64_t kk = 0; kk < K; ++kk) db[kk] += parts[gi * pl.part + xis * K * C + kk];
 }
 
-bool use_winograd(Size2 kernel, Size2 stride, const kernels::Im2colGeometry& g, int64_t k,
-                  bool backward) {
+// The Winograd tile m for this layer (2 or 4), or 0 for im2col.
+int64_t winograd_tile(Size2 kernel, Size2 stride, const kernels::Im2colGeometry& g, int64_t k,
+                      bool backward) {
   const detail::ConvAlgo a = detail::conv_algo();
-  if (a == detail::ConvAlgo::im2col) return false;
-  if (a == detail::ConvAlgo::winograd)
-    return kernel.h == 3 && kernel.w == 3 && stride.h == 1 && stride.w == 1;
-  return winograd_shape(kernel, stride, g.channels, k, g.out_w, backward);
+  if (a == detail::ConvAlgo::im2col) return 0;
+  const bool fits = kernel.h == 3 && kernel.w == 3 && stride.h == 1 && stride.w == 1;
+  if (a == detail::ConvAlgo::winograd) return fits ? 2 : 0;
+  if (a == detail::ConvAlgo::winograd4) return fits ? 4 : 0;
+  if (!winograd_shape(kernel, stride, g.channels, k, g.out_w, backward)) return 0;
+  return g.out_w >= detail::kWino4MinWidth ? 4 : 2;
 }
 
 }  // namespace
@@ -556,8 +651,8 @@ void Conv2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0) return;
-  if (use_winograd(kernel_, opt_.stride, g, filters_, false)) {
-    wino_forward(g, filters_, x, y, weight_.data(), opt_.use_bias ? bias_.data() : nullptr,
+  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, false)) {
+    wino_forward(g, filters_, tile, x, y, weight_.data(), opt_.use_bias ? bias_.data() : nullptr,
                  opt_.activation, opt_.leaky_slope, work_);
     return;
   }
@@ -599,9 +694,9 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0 || (!weights && !dx)) return;
-  if (use_winograd(kernel_, opt_.stride, g, filters_, true)) {
-    wino_backward(g, filters_, x, y, dy, dx, weights, overwrite, weight_.data(), opt_.use_bias,
-                  opt_.activation, opt_.leaky_slope, dweight_.data(),
+  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, true)) {
+    wino_backward(g, filters_, tile, x, y, dy, dx, weights, overwrite, weight_.data(),
+                  opt_.use_bias, opt_.activation, opt_.leaky_slope, dweight_.data(),
                   opt_.use_bias ? dbias_.data() : nullptr, work_);
     return;
   }

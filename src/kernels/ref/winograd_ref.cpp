@@ -1,6 +1,6 @@
-// Scalar Winograd F(2x2, 3x3) transforms (kernels/winograd.hpp): the oracle for the dispatched
-// versions. One tile at a time, as plain products with the transform matrices, in the order
-// V = B^T (d B), Y = (A^T M) A, Z = (A g) A^T; no row buffers, a bounds test per element.
+// Scalar Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms (kernels/winograd.hpp): the oracle for the
+// dispatched versions. One tile at a time, as plain products with the transform matrices, in the
+// order V = B^T (d B), Y = (A^T M) A, Z = (A g) A^T; no row buffers, a bounds test per element.
 #include <cstdint>
 
 #include "kernels/winograd.hpp"
@@ -42,10 +42,111 @@ float dot4(const float* coef, const float* v, int stride) {
   return s;
 }
 
+#include "kernels/winograd4_formulas.inc"
+
+// F(4x4, 3x3), one tile at a time: the patch (or tile) gathered with a bounds test per element,
+// then the 1-D transforms of winograd4_formulas.inc along rows and then along columns.
+void wino4_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
+                 int64_t t0, int64_t t1, float* v, int64_t ldv) {
+  const int64_t C = g.channels, H = g.height, W = g.width;
+  const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
+    for (int64_t c = 0; c < C; ++c) {
+      float d[6][6];
+      for (int i = 0; i < 6; ++i)
+        for (int j = 0; j < 6; ++j) {
+          const int64_t h = 4 * ty + i - g.pad_top, w = 4 * tx + j - g.pad_left;
+          float val = 0.0f;
+          if (h >= 0 && h < H && w >= 0 && w < W) {
+            const int64_t at = ((n * C + c) * H + h) * W + w;
+            val = y ? grad_value(act, slope, x[at], y[at]) : x[at];
+          }
+          d[i][j] = val;
+        }
+      float r[6][6];  // r[i] = (d B)[i] = B^T applied to row i
+      for (int i = 0; i < 6; ++i)
+        wf4_bt(d[i][0], d[i][1], d[i][2], d[i][3], d[i][4], d[i][5], r[i]);
+      for (int j = 0; j < 6; ++j) {  // column j of B^T (d B)
+        float col[6];
+        wf4_bt(r[0][j], r[1][j], r[2][j], r[3][j], r[4][j], r[5][j], col);
+        for (int i = 0; i < 6; ++i) v[((6 * i + j) * C + c) * ldv + (t - t0)] = col[i];
+      }
+    }
+  }
+}
+
+void wino4_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                  const float* bias, int act, float slope, bool accumulate, float* out) {
+  const int64_t K = g.channels, P = g.out_h, Q = g.out_w;
+  const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
+    for (int64_t k = 0; k < K; ++k) {
+      float mm[6][6];
+      for (int xi = 0; xi < 36; ++xi) mm[xi / 6][xi % 6] = m[(xi * K + k) * ldm + (t - t0)];
+      float s[4][6];  // A^T M, column by column
+      for (int j = 0; j < 6; ++j) {
+        float col[4];
+        wf4_at(mm[0][j], mm[1][j], mm[2][j], mm[3][j], mm[4][j], mm[5][j], col);
+        for (int i = 0; i < 4; ++i) s[i][j] = col[i];
+      }
+      for (int i = 0; i < 4; ++i) {
+        float row[4];  // (A^T M) A
+        wf4_at(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], row);
+        for (int j = 0; j < 4; ++j) {
+          const int64_t p = 4 * ty + i, q = 4 * tx + j;
+          if (p >= P || q >= Q) continue;
+          float z = row[j];
+          if (bias) z = z + bias[k];
+          float& dst = out[((n * K + k) * P + p) * Q + q];
+          if (accumulate) {
+            dst += z;
+          } else {
+            if (act == 1) z = z > 0.0f ? z : 0.0f;
+            if (act == 2) z = z > 0.0f ? z : slope * z;
+            dst = z;
+          }
+        }
+      }
+    }
+  }
+}
+
+void wino4_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
+                int64_t t0, int64_t t1, float* z, int64_t ldz) {
+  const int64_t K = g.channels, P = g.out_h, Q = g.out_w;
+  const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
+    for (int64_t k = 0; k < K; ++k) {
+      float gz[4][4];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const int64_t p = 4 * ty + i, q = 4 * tx + j;
+          const int64_t at = ((n * K + k) * P + p) * Q + q;
+          gz[i][j] = p < P && q < Q ? grad_value(act, slope, dy[at], y[at]) : 0.0f;
+        }
+      float h[6][4];  // A g, column by column
+      for (int j = 0; j < 4; ++j) {
+        float col[6];
+        wf4_a(gz[0][j], gz[1][j], gz[2][j], gz[3][j], col);
+        for (int i = 0; i < 6; ++i) h[i][j] = col[i];
+      }
+      for (int i = 0; i < 6; ++i) {  // (A g) A^T
+        float row[6];
+        wf4_a(h[i][0], h[i][1], h[i][2], h[i][3], row);
+        for (int j = 0; j < 6; ++j) z[((6 * i + j) * K + k) * ldz + (t - t0)] = row[j];
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, float slope,
                 int64_t t0, int64_t t1, float* v, int64_t ldv) {
+  if (g.tile == 4) return wino4_input(g, x, y, act, slope, t0, t1, v, ldv);
   const int64_t C = g.channels, H = g.height, W = g.width;
   const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
   for (int64_t t = t0; t < t1; ++t) {
@@ -74,6 +175,7 @@ void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, 
 
 void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
                  const float* bias, int act, float slope, bool accumulate, float* out) {
+  if (g.tile == 4) return wino4_output(g, m, ldm, t0, t1, bias, act, slope, accumulate, out);
   const int64_t K = g.channels, P = g.out_h, Q = g.out_w;
   const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
   for (int64_t t = t0; t < t1; ++t) {
@@ -105,6 +207,7 @@ void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0,
 
 void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
                int64_t t0, int64_t t1, float* z, int64_t ldz) {
+  if (g.tile == 4) return wino4_grad(g, dy, y, act, slope, t0, t1, z, ldz);
   const int64_t K = g.channels, P = g.out_h, Q = g.out_w;
   const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
   for (int64_t t = t0; t < t1; ++t) {
