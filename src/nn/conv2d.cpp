@@ -323,10 +323,12 @@ double sum_row(const float* v, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
 }
 
-// --- Winograd F(2x2, 3x3) ----------------------------------------------------------------------
+// --- Winograd F(2x2, 3x3) and F(4x4, 3x3) -------------------------------------------------------
 //
-// For 3x3 kernels with stride 1 (kernels/winograd.hpp has the algebra). Per chunk of Tc 2x2
-// output tiles (a chunk may span images, like the im2col tiles):
+// For 3x3 kernels with stride 1 (kernels/winograd.hpp has the algebra). Written below for F(2x2)
+// (m = 2: 4x4 patches, 16 products xi); F(4x4) is the same with m = 4, 6x6 patches, 36 products
+// and its own G (filter_transform4, add_filter_gradient4). Per chunk of Tc m x m output tiles (a
+// chunk may span images, like the im2col tiles):
 //   forward:   V = input transform of x; M[xi] = U[xi] V[xi] (16 GEMMs, K x Tc x C);
 //              y = act(output transform of M + b)
 //   backward:  weights: V as above, Z = gradient transform of dz = dy * act'(y);
