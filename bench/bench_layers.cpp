@@ -52,8 +52,9 @@ struct LayerCase {
   const char* name;
   Kind kind;
   int64_t n;
-  Shape in;       // per sample
-  int64_t units;  // conv filters or dense units
+  Shape in;           // per sample
+  int64_t units;      // conv filters or dense units
+  bool same = false;  // conv: 'same' padding (else valid)
 };
 
 // clang-format off
@@ -69,6 +70,15 @@ const LayerCase kCases[] = {
     {"fmnist_conv2",  Kind::conv,  64, {32, 13, 13},   64},
     {"fmnist_pool1",  Kind::pool,  64, {32, 26, 26},   0},
     {"fmnist_dense1", Kind::dense, 64, {1600},         128},
+    // The 3x3 'same' convolutions with C >= 32 of the models `imgsim train` builds: a
+    // Fashion-MNIST model (--width 32 --depth 2, batch 128) and the default model (64x64 gray,
+    // --width 32, batch 2 x 128 views).
+    {"train_conv28",   Kind::conv, 128, {32, 28, 28},  32,  true},
+    {"train_conv14",   Kind::conv, 128, {64, 14, 14},  64,  true},
+    {"train_conv7",    Kind::conv, 128, {128, 7, 7},   128, true},
+    {"default_conv32", Kind::conv, 256, {32, 32, 32},  64,  true},
+    {"default_conv16", Kind::conv, 256, {64, 16, 16},  128, true},
+    {"default_conv8",  Kind::conv, 256, {128, 8, 8},   256, true},
 };
 // clang-format on
 
@@ -83,8 +93,10 @@ void run(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int threads) 
   std::unique_ptr<Layer> layer;
   // Conv and dense layers fuse ReLU, as in both models.
   if (c.kind == Kind::conv)
-    layer = std::make_unique<Conv2D>(c.units, Size2{3, 3},
-                                     Conv2DOptions{.activation = Activation::relu});
+    layer =
+        std::make_unique<Conv2D>(c.units, Size2{3, 3},
+                                 Conv2DOptions{.padding = c.same ? Padding::same : Padding::valid,
+                                               .activation = Activation::relu});
   else if (c.kind == Kind::pool)
     layer = std::make_unique<MaxPool2D>(Size2{2, 2});
   else

@@ -696,6 +696,40 @@ TEST_CASE(
   nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
 }
 
+// The automatic choice counts Winograd tiles over the batch in training but per image in
+// inference, so an image's inference output is the same bits whatever batch it is in. The
+// 32-channel 'same' layers below have 4 tiles (7x7) and 16 tiles (13x13) per image: at batch 8
+// training uses Winograd for both; inference only for the second.
+TEST_CASE("Conv2D (automatic): inference does not depend on the batch", "[conv2d][winograd]") {
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
+  for (int64_t side : {7, 13}) {
+    DYNAMIC_SECTION(side << "x" << side) {
+      Rng rng(3);
+      nn::Conv2D conv(32, {3, 3},
+                      {.padding = nn::Padding::same, .activation = nn::Activation::relu});
+      conv.build(Shape{32, side, side});
+      conv.init_params(rng);
+      const int64_t n = 8, per = 32 * side * side;
+      Tensor x(Shape{n, 32, side, side});
+      for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+      Tensor y(conv.output_shape().with_batch(n)), yt(y.shape());
+      conv.forward(x, y, nn::Phase::infer);
+      conv.forward(x, yt, nn::Phase::train);
+      bool train_differs = false;
+      for (int64_t i = 0; i < y.numel(); ++i) train_differs |= !same_bits(y[i], yt[i]);
+      // 7x7: inference is im2col, training Winograd (different rounding somewhere); 13x13: both
+      // Winograd, the same bits.
+      CHECK(train_differs == (side == 7));
+      for (int64_t j = 0; j < n; ++j) {
+        Tensor x1(Shape{1, 32, side, side}), y1(conv.output_shape().with_batch(1));
+        std::copy(x.data() + j * per, x.data() + (j + 1) * per, x1.data());
+        conv.forward(x1, y1, nn::Phase::infer);
+        for (int64_t i = 0; i < y1.numel(); ++i) REQUIRE(same_bits(y1[i], y[j * y1.numel() + i]));
+      }
+    }
+  }
+}
+
 TEST_CASE("gemm_nt_small: every ISA agrees with the reference GEMM", "[kernels][gemm]") {
   // C = A B^T + beta C with rows of A and B contiguous along K. Both are float sums of K products
   // in different orders: |fast - ref| <= (2K + 16) u (S + |beta C0|), S = sum_k |a_ik b_jk|.

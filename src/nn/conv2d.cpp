@@ -348,10 +348,16 @@ double sum_row(const float* v, int64_t n) {
 // L2 while its GEMM runs.
 constexpr int64_t kWinoChunkFloats = 384 * 1024;
 
-bool winograd_shape(Size2 kernel, Size2 stride, int64_t c, int64_t k, int64_t q, bool backward) {
+// n: the batch in training, 1 in inference (so that an image's output does not depend on the
+// batch it came in).
+bool winograd_shape(Size2 kernel, Size2 stride, const kernels::Im2colGeometry& g, int64_t k,
+                    int64_t n, bool backward) {
+  const bool padded = g.pad_top > 0 || g.pad_left > 0;
+  const int64_t tiles = n * ((g.out_h + 3) / 4) * ((g.out_w + 3) / 4);
   return kernel.h == 3 && kernel.w == 3 && stride.h == 1 && stride.w == 1 &&
-         c >= detail::kWinoMinChannels && k >= detail::kWinoMinChannels &&
-         q >= (backward ? detail::kWinoMinWidthBackward : detail::kWinoMinWidth);
+         g.channels >= detail::kWinoMinChannels && k >= detail::kWinoMinChannels &&
+         g.out_w >= detail::kWinoMinWidth && tiles >= detail::kWinoMinTiles &&
+         (!backward || padded || g.out_w >= detail::kWinoMinWidthValid);
 }
 
 // Activation code of the kernels (nn::Activation order).
@@ -637,23 +643,23 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
 
 // The Winograd tile m for this layer (2 or 4), or 0 for im2col.
 int64_t winograd_tile(Size2 kernel, Size2 stride, const kernels::Im2colGeometry& g, int64_t k,
-                      bool backward) {
+                      int64_t n, bool backward) {
   const detail::ConvAlgo a = detail::conv_algo();
   if (a == detail::ConvAlgo::im2col) return 0;
   const bool fits = kernel.h == 3 && kernel.w == 3 && stride.h == 1 && stride.w == 1;
   if (a == detail::ConvAlgo::winograd) return fits ? 2 : 0;
   if (a == detail::ConvAlgo::winograd4) return fits ? 4 : 0;
-  if (!winograd_shape(kernel, stride, g.channels, k, g.out_w, backward)) return 0;
-  return g.out_w >= detail::kWino4MinWidth ? 4 : 2;
+  return winograd_shape(kernel, stride, g, k, n, backward) ? 4 : 0;
 }
 
 }  // namespace
 
-void Conv2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
+void Conv2D::forward(const Tensor& x, Tensor& y, Phase phase) {
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0) return;
-  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, false)) {
+  const int64_t per = phase == Phase::train ? n : 1;
+  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, per, false)) {
     wino_forward(g, filters_, tile, x, y, weight_.data(), opt_.use_bias ? bias_.data() : nullptr,
                  opt_.activation, opt_.leaky_slope, work_);
     return;
@@ -696,7 +702,7 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0 || (!weights && !dx)) return;
-  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, true)) {
+  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, n, true)) {
     wino_backward(g, filters_, tile, x, y, dy, dx, weights, overwrite, weight_.data(),
                   opt_.use_bias, opt_.activation, opt_.leaky_slope, dweight_.data(),
                   opt_.use_bias ? dbias_.data() : nullptr, work_);

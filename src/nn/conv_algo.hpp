@@ -1,12 +1,14 @@
-// Which lowering Conv2D uses (internal; tests and benchmarks force one to cover both).
+// Which lowering Conv2D uses (internal; tests and benchmarks force each one to cover it).
 //
-// automatic: Winograd (kernels/winograd.hpp; F(4x4, 3x3) from kWino4MinWidth output columns,
-// F(2x2, 3x3) below) for 3x3 kernels with stride 1, at least
-// kWinoMinChannels input and output channels, and outputs at least kWinoMinWidth (forward) or
-// kWinoMinWidthBackward (backward) wide; im2col + GEMM otherwise. The transforms cost a fixed
-// amount per tile and channel while the products shrink with C*K: measured on the machine of
-// docs/benchmarks.md (32->64 channels: Winograd forward wins from 16 output columns, backward
-// from 24-32; 16->16 channels: never clearly).
+// automatic: Winograd F(4x4, 3x3) (kernels/winograd.hpp) for 3x3 kernels with stride 1, at least
+// kWinoMinChannels input and output channels, outputs at least kWinoMinWidth wide and at least
+// kWinoMinTiles 4x4 tiles (below); backward
+// also needs either padding (a 'same' layer) or kWinoMinWidthValid columns: without padding, dx
+// is a full convolution of dz over a larger tile grid, and on small images (Fashion-MNIST's 11x11
+// conv2) im2col wins. im2col + GEMM otherwise. F(2x2, 3x3) is kept for tests and comparisons:
+// measured on the machine of docs/benchmarks.md (bench_layers, one thread), F(4x4) took 25-60 %
+// less time than F(2x2) and im2col on every pass of the models' 32->32 to 128->256 channel
+// layers from 7 to 109 columns, except backward-data at 28-32 columns (10 % slower than F(2x2)).
 #pragma once
 
 namespace imgsim::nn::detail {
@@ -22,12 +24,12 @@ void set_conv_algo(ConvAlgo a);
 ConvAlgo conv_algo();
 
 inline constexpr long kWinoMinChannels = 32;
-inline constexpr long kWinoMinWidth = 16;
-inline constexpr long kWinoMinWidthBackward = 28;
-// automatic picks F(4x4, 3x3) over F(2x2, 3x3) from this output width on: the seed model's
-// conv2 (109 columns) and conv3 (52) take 19-29 % less time with it (docs/benchmarks.md).
-// Narrower layers keep F(2x2), which also keeps the shipped default model (32-column layers)
-// reproducible bit for bit by its recipe.
-inline constexpr long kWino4MinWidth = 48;
+inline constexpr long kWinoMinWidth = 6;
+inline constexpr long kWinoMinWidthValid = 16;
+// Every call transforms all K x C filters (36 values each) and runs 36 GEMMs, which only pays
+// over enough tiles: at batch 1 the Fashion-MNIST model's inference took 4x longer with its conv2
+// (9 tiles) in Winograd. Counted over the batch in training, per image in inference, so that an
+// embedding does not depend on the batch the image came in.
+inline constexpr long kWinoMinTiles = 16;
 
 }  // namespace imgsim::nn::detail

@@ -3,6 +3,7 @@
 // Fashion-MNIST), so they are copied 8 floats at a time with a maskload / maskstore for the tail
 // instead of a scalar remainder loop.
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/kernels.hpp"
 

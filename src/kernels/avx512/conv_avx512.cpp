@@ -3,6 +3,7 @@
 // Fashion-MNIST): 16 floats at a time and one masked load / store for the tail, instead of a
 // scalar remainder loop.
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/kernels.hpp"
 

@@ -2,6 +2,7 @@
 // winograd.inc with plain loops, compiled with the baseline flags (the compiler vectorises them
 // with SSE2 on x86-64).
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/kernels.hpp"
 
