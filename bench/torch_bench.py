@@ -94,13 +94,20 @@ def bench_model(a):
     print(json.dumps(out))
 
 
-# The layers of bench/bench_layers.cpp: the seed model's (batch 32) and Fashion-MNIST's (batch 64).
-CONVS = [  # name, N, C, H, W, K
-    ("seed_conv1", 32, 3, 224, 224, 32),
-    ("seed_conv2", 32, 32, 111, 111, 64),
-    ("seed_conv3", 32, 64, 54, 54, 128),
-    ("fmnist_conv1", 64, 1, 28, 28, 32),
-    ("fmnist_conv2", 64, 32, 13, 13, 64),
+# The layers of bench/bench_layers.cpp: the seed model's (batch 32) and Fashion-MNIST's (batch 64),
+# and the 'same' convolutions of the models `imgsim train` builds.
+CONVS = [  # name, N, C, H, W, K, padding
+    ("seed_conv1", 32, 3, 224, 224, 32, 0),
+    ("seed_conv2", 32, 32, 111, 111, 64, 0),
+    ("seed_conv3", 32, 64, 54, 54, 128, 0),
+    ("fmnist_conv1", 64, 1, 28, 28, 32, 0),
+    ("fmnist_conv2", 64, 32, 13, 13, 64, 0),
+    ("train_conv28", 128, 32, 28, 28, 32, 1),
+    ("train_conv14", 128, 64, 14, 14, 64, 1),
+    ("train_conv7", 128, 128, 7, 7, 128, 1),
+    ("default_conv32", 256, 32, 32, 32, 64, 1),
+    ("default_conv16", 256, 64, 16, 16, 128, 1),
+    ("default_conv8", 256, 128, 8, 8, 256, 1),
 ]
 POOLS = [("seed_pool1", 32, 32, 222, 222), ("seed_pool2", 32, 64, 109, 109),
          ("seed_pool3", 32, 128, 52, 52)]
@@ -118,20 +125,20 @@ def bench_layers(a):
                      "gflops": flops / wall * 1e-6 if flops else 0.0})
         print(json.dumps(rows[-1]), flush=True)
 
-    for name, n, c, h, w, k in CONVS:
+    for name, n, c, h, w, k, pad in CONVS:
         if a.filter and a.filter not in name:
             continue
         x = torch.rand(n, c, h, w)
         wt = torch.rand(k, c, 3, 3) - 0.5
         b = torch.rand(k)
-        p, q = h - 2, w - 2
+        p, q = h - 2 + 2 * pad, w - 2 + 2 * pad
         flops = 2.0 * n * k * p * q * c * 9
         go = torch.rand(n, k, p, q)
-        emit(name + "/fwd", flops, lambda: F.conv2d(x, wt, b))
+        emit(name + "/fwd", flops, lambda: F.conv2d(x, wt, b, padding=pad))
         emit(name + "/bwd_data", flops, lambda: torch.ops.aten.convolution_backward(
-            go, x, wt, [k], [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [True, False, False]))
+            go, x, wt, [k], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [True, False, False]))
         emit(name + "/bwd_weights", flops, lambda: torch.ops.aten.convolution_backward(
-            go, x, wt, [k], [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, True]))
+            go, x, wt, [k], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [False, True, True]))
     for name, n, c, h, w in POOLS:
         if a.filter and a.filter not in name:
             continue
