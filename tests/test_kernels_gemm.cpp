@@ -231,9 +231,10 @@ TEST_CASE("sgemm: 1 and 2 threads agree with the reference and with each other",
   struct Mnk {
     int64_t M, N, K;
   };
-  // The first shape is split over N, the second over M (N too narrow), the third is below the
-  // parallel threshold and runs on one thread.
-  for (Mnk s : {Mnk{64, 3001, 100}, Mnk{301, 40, 1000}, Mnk{9, 10, 11}})
+  // The first shape is split over N, the second over M (N too narrow), the third over N in
+  // whole vectors (a few AVX-512 slivers, wider than M: a dense layer's forward), the last is
+  // below the parallel threshold and runs on one thread.
+  for (Mnk s : {Mnk{64, 3001, 100}, Mnk{301, 40, 1000}, Mnk{24, 131, 6000}, Mnk{9, 10, 11}})
     for (int t = 0; t < 4; ++t) {
       Case c;
       c.ta = t & 1;
