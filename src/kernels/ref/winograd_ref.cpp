@@ -42,6 +42,18 @@ float dot4(const float* coef, const float* v, int stride) {
   return s;
 }
 
+// One output of the output transform: z (+ *bias), then added to dst or stored as act(z).
+void store_output(float z, const float* bias, int act, float slope, bool accumulate, float& dst) {
+  if (bias) z = z + *bias;
+  if (accumulate) {
+    dst += z;
+    return;
+  }
+  if (act == 1) z = z > 0.0f ? z : 0.0f;
+  if (act == 2) z = z > 0.0f ? z : slope * z;
+  dst = z;
+}
+
 #include "kernels/winograd4_formulas.inc"
 
 // F(4x4, 3x3), one tile at a time: the patch (or tile) gathered with a bounds test per element,
@@ -98,15 +110,8 @@ void wino4_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0
           const int64_t p = 4 * ty + i, q = 4 * tx + j;
           if (p >= P || q >= Q) continue;
           float z = row[j];
-          if (bias) z = z + bias[k];
-          float& dst = out[((n * K + k) * P + p) * Q + q];
-          if (accumulate) {
-            dst += z;
-          } else {
-            if (act == 1) z = z > 0.0f ? z : 0.0f;
-            if (act == 2) z = z > 0.0f ? z : slope * z;
-            dst = z;
-          }
+          store_output(z, bias ? bias + k : nullptr, act, slope, accumulate,
+                       out[((n * K + k) * P + p) * Q + q]);
         }
       }
     }
@@ -191,15 +196,8 @@ void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0,
           const int64_t p = 2 * ty + i, q = 2 * tx + j;
           if (p >= P || q >= Q) continue;
           float z = dot4(kAt[j], s[i], 1);  // (A^T M) A
-          if (bias) z = z + bias[k];
-          float& dst = out[((n * K + k) * P + p) * Q + q];
-          if (accumulate) {
-            dst += z;
-          } else {
-            if (act == 1) z = z > 0.0f ? z : 0.0f;
-            if (act == 2) z = z > 0.0f ? z : slope * z;
-            dst = z;
-          }
+          store_output(z, bias ? bias + k : nullptr, act, slope, accumulate,
+                       out[((n * K + k) * P + p) * Q + q]);
         }
     }
   }
