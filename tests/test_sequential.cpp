@@ -103,7 +103,10 @@ TEST_CASE("Sequential needs compile before fit", "[sequential]") {
 
 TEST_CASE("The model's backward matches finite differences through all layers",
           "[sequential][grad]") {
-  Sequential m = small_cnn(true);
+  // Without batch norm the first Conv2D and the MaxPool2D run fused (Conv2D::forward_pool2x2).
+  const bool bn = GENERATE(true, false);
+  INFO((bn ? "with" : "without") << " batch norm");
+  Sequential m = small_cnn(bn);
   m.build({2, 8, 8}, 3);
   // Dropout must not resample between evaluations: remove its randomness by using Phase::train
   // with a fixed seed before each forward.

@@ -77,7 +77,27 @@ ConvAlgo algo_from_env() {
   throw InvalidArgument("IMGSIM_CONV_ALGO: expected auto, im2col, winograd2 or winograd4, got '" +
                         v + "'");
 }
+int fusion_from_env() {
+  const char* env = std::getenv("IMGSIM_FUSE");
+  if (!env || !*env) return 1;
+  const std::string v = env;
+  if (v == "1") return 1;
+  if (v == "0") return 0;
+  throw InvalidArgument("IMGSIM_FUSE: expected 1 or 0, got '" + v + "'");
+}
+std::atomic<int> g_fusion{kAlgoUnset};
 }  // namespace
+void set_fusion(bool on) {
+  g_fusion.store(on ? 1 : 0, std::memory_order_relaxed);
+}
+bool fusion_enabled() {
+  int f = g_fusion.load(std::memory_order_relaxed);
+  if (f == kAlgoUnset) {
+    const int from_env = fusion_from_env();
+    f = g_fusion.compare_exchange_strong(f, from_env) ? from_env : f;
+  }
+  return f == 1;
+}
 void set_conv_algo(ConvAlgo a) {
   g_conv_algo.store(static_cast<int>(a), std::memory_order_relaxed);
 }
@@ -260,6 +280,18 @@ Plan make_plan(const kernels::Im2colGeometry& g, int64_t k, int64_t n) {
   return p;
 }
 
+// dW += dW_0 + dW_1 + ... and db likewise (db null: no bias), in group order, the same order for
+// any thread count. Group g's partial gradients start at parts + g * part: dW_g, then db_g.
+void add_group_parts(const float* parts, const Plan& pl, float* dw, float* db) {
+  const int64_t nw = pl.k * pl.crs;
+  for (int64_t gi = 0; gi < pl.groups; ++gi) {
+    const float* __restrict pgi = parts + gi * pl.part;
+    for (int64_t i = 0; i < nw; ++i) dw[i] += pgi[i];
+    if (db)
+      for (int64_t kk = 0; kk < pl.k; ++kk) db[kk] += pgi[nw + kk];
+  }
+}
+
 // Workers worth waking for `tasks` tasks of `flops` in total.
 int64_t workers_for(int64_t tasks, double flops) {
   int64_t w = num_threads();
@@ -269,31 +301,35 @@ int64_t workers_for(int64_t tasks, double flops) {
   return w < 1 ? 1 : w;
 }
 
+// d[i] = act(s[i] + b) (b = *bias, or no bias if null) for i < len; d may be s (in place).
+void act_row(const float* s, float* d, int64_t len, const float* bias, Activation a, float slope) {
+  if (!bias) {
+    if (d != s)
+      for (int64_t i = 0; i < len; ++i) d[i] = s[i];
+    detail::apply_activation(a, slope, d, len);
+    return;
+  }
+  const float b = *bias;
+  if (a == Activation::relu) {
+    for (int64_t i = 0; i < len; ++i) {
+      const float v = s[i] + b;
+      d[i] = v > 0.0f ? v : 0.0f;
+    }
+  } else {
+    for (int64_t i = 0; i < len; ++i) d[i] = s[i] + b;
+    detail::apply_activation(a, slope, d, len);
+  }
+}
+
 // y[n, k, pq] = act(out[k * ld + j - j0] + b[k]) for the columns j in [j0, j1).
 void store_output(const float* out, int64_t ld, int64_t j0, int64_t j1, int64_t K, int64_t PQ,
                   const float* bias, Activation a, float slope, float* y) {
   for (int64_t j = j0; j < j1;) {
     const int64_t n = j / PQ, pq0 = j % PQ;
     const int64_t len = PQ - pq0 < j1 - j ? PQ - pq0 : j1 - j;
-    for (int64_t kk = 0; kk < K; ++kk) {
-      const float* __restrict s = out + kk * ld + (j - j0);
-      float* __restrict d = y + (n * K + kk) * PQ + pq0;
-      if (!bias) {
-        for (int64_t i = 0; i < len; ++i) d[i] = s[i];
-        detail::apply_activation(a, slope, d, len);
-        continue;
-      }
-      const float b = bias[kk];
-      if (a == Activation::relu) {
-        for (int64_t i = 0; i < len; ++i) {
-          const float v = s[i] + b;
-          d[i] = v > 0.0f ? v : 0.0f;
-        }
-      } else {
-        for (int64_t i = 0; i < len; ++i) d[i] = s[i] + b;
-        detail::apply_activation(a, slope, d, len);
-      }
-    }
+    for (int64_t kk = 0; kk < K; ++kk)
+      act_row(out + kk * ld + (j - j0), y + (n * K + kk) * PQ + pq0, len,
+              bias ? bias + kk : nullptr, a, slope);
     j += len;
   }
 }
@@ -758,15 +794,189 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
       }
     }
   });
-  if (!weights) return;
-  // dW += dW_0 + dW_1 + ... in group order (the same order for any thread count).
-  float* dw = dweight_.data();
-  for (int64_t gi = 0; gi < pl.groups; ++gi) {
-    const float* __restrict pgi = parts + gi * pl.part;
-    for (int64_t i = 0; i < K * CRS; ++i) dw[i] += pgi[i];
-    if (opt_.use_bias)
-      for (int64_t kk = 0; kk < K; ++kk) dbias_[kk] += pgi[K * CRS + kk];
+  if (weights) add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
+}
+
+// --- Fused with a following 2x2 / stride 2 max pooling -------------------------------------------
+//
+// For a first layer (C*R*S <= kSmallCrs, so the im2col lowering), Sequential runs the convolution
+// and a following MaxPool2D({2, 2}) (stride 2, no padding) as one layer, so that the (N, K, P, Q)
+// activation never goes to memory. In the seed model it is 200 MB at batch 32, written by the
+// convolution and read by the pooling in forward; in backward the pooling writes dL/dy of that size
+// and the convolution reads it with y for act'. Here a tile is a run of "units", a unit being a
+// pair of output rows 2i, 2i+1 of image n (pooled row i), Pp = floor(P/2) units per image:
+//   forward:  col_u = im2col(rows 2i, 2i+1); out_u = W col_u; out_u = act(out_u + b) in place;
+//             (yp, argmax) = maxpool2x2(out_u), argmax made plane-relative (+ 2i Q)
+//   backward: dz_u = 0, then dz_u[argmax] = dyp * act'(yp): the pooling's scatter
+//             (docs/layers-conv-pool.md) and the activation's derivative at once, since y at the
+//             argmax is yp; then db, dW and dx from dz_u exactly as backward_parts does per tile.
+// The values are those of the two layers: out_u's columns are the same GEMM columns and the same
+// act_row, and the pooling kernel is the same, so yp and argmax are bitwise equal; the gradients
+// differ only in the order of their float sums (other tiles). A conv row or column that the pooling
+// drops (odd P or Q) is not computed in forward (its gradient is zero). Threads and determinism as
+// in forward() and backward_parts(): tiles shared dynamically in forward, fixed image groups with
+// their own partial dW in backward.
+
+bool Conv2D::fuses_pool2x2(const MaxPool2D& pool) const {
+  const detail::ConvAlgo a = detail::conv_algo();
+  if (a != detail::ConvAlgo::automatic && a != detail::ConvAlgo::im2col) return false;
+  if (in_shape_.rank() != 3 || in_shape_[0] * kernel_.h * kernel_.w > kSmallCrs) return false;
+  if (pool.pool_.h != 2 || pool.pool_.w != 2 || pool.opt_.stride.h != 2 ||
+      pool.opt_.stride.w != 2 || pool.pt_ != 0 || pool.pl_ != 0)
+    return false;
+  const Shape& po = pool.output_shape();
+  return pool.input_shape() == out_shape_ && po[1] == out_shape_[1] / 2 &&
+         po[2] == out_shape_[2] / 2 && po[1] > 0 && po[2] > 0;
+}
+
+namespace {
+
+// Tiles of whole units (two output rows) for the fused pooling.
+struct PoolPlan {
+  int64_t pp = 0, qp = 0;  // pooled rows and columns per image
+  int64_t unit_cols = 0;   // 2Q columns per unit
+  int64_t per_tile = 0;    // units per tile
+  int64_t ld = 0;          // row stride of the tile buffers
+  int64_t buf = 0;         // floats per worker: columns (CRS x ld), output / dz (K x ld), pooled
+                           // rows
+};
+
+PoolPlan make_pool_plan(const Plan& pl, const kernels::Im2colGeometry& g) {
+  PoolPlan p;
+  p.pp = g.out_h / 2;
+  p.qp = g.out_w / 2;
+  p.unit_cols = 2 * g.out_w;
+  p.per_tile = pl.tile_max / p.unit_cols > 1 ? pl.tile_max / p.unit_cols : 1;
+  p.ld = round_up(p.per_tile * p.unit_cols, 16);
+  if (p.ld % 64 == 0) p.ld += 16;
+  p.buf = (pl.crs + pl.k) * p.ld + round_up(p.per_tile * p.qp, 16);
+  return p;
+}
+
+// Calls f(n, i0, i1, u) for each run of units [u0, u1) within one image: pooled rows [i0, i1) of
+// image n, the run's first unit being the tile's u-th; its columns are
+// [n PQ + 2 i0 Q, n PQ + 2 i1 Q), at column u * 2Q of the tile buffers.
+template <class F>
+void for_runs(int64_t u0, int64_t u1, int64_t pp, F&& f) {
+  for (int64_t u = u0; u < u1;) {
+    const int64_t n = u / pp, i0 = u % pp;
+    const int64_t i1 = i0 + (u1 - u) < pp ? i0 + (u1 - u) : pp;
+    f(n, i0, i1, u - u0);
+    u += i1 - i0;
   }
+}
+
+}  // namespace
+
+void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax) {
+  const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
+  const int64_t n = x.dim(0);
+  if (n == 0) return;
+  const Plan pl = make_plan(g, filters_, n);
+  const PoolPlan pp = make_pool_plan(pl, g);
+  const int64_t K = filters_, Q = g.out_w, PQ = g.out_h * g.out_w;
+  const int64_t units = n * pp.pp, tiles = ceil_div(units, pp.per_tile);
+  const int64_t workers =
+      workers_for(tiles, 2.0 * double(K) * double(pl.crs) * double(units * pp.unit_cols));
+  work_.resize(Shape{workers * pp.buf});
+  const kernels::KernelTable& kt = kernels::table();
+  const float* w = weight_.data();
+  const float* b = opt_.use_bias ? bias_.data() : nullptr;
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* col = work_.data() + wk * pp.buf;
+    float* out = col + pl.crs * pp.ld;
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tiles;) {
+      const int64_t u0 = t * pp.per_tile, u1 = u0 + pp.per_tile < units ? u0 + pp.per_tile : units;
+      const int64_t cols = (u1 - u0) * pp.unit_cols;
+      for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
+        kt.im2col_tile(g, x.data(), img * PQ + 2 * i0 * Q, img * PQ + 2 * i1 * Q,
+                       col + u * pp.unit_cols, pp.ld);
+      });
+      kt.sgemm(false, false, K, cols, pl.crs, 1.0f, w, pl.crs, col, pp.ld, 0.0f, out, pp.ld);
+      for (int64_t kk = 0; kk < K; ++kk)
+        act_row(out + kk * pp.ld, out + kk * pp.ld, cols, b ? b + kk : nullptr, opt_.activation,
+                opt_.leaky_slope);
+      // A run's columns are conv rows 2 i0 .. 2 i1 - 1 of each plane, one after the other.
+      for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
+        const int64_t len = (i1 - i0) * pp.qp;
+        const auto row0 = static_cast<int32_t>(2 * i0 * Q);
+        for (int64_t kk = 0; kk < K; ++kk) {
+          const int64_t at = ((img * K + kk) * pp.pp + i0) * pp.qp;
+          int32_t* a = argmax + at;
+          kt.maxpool2x2(out + kk * pp.ld + u * pp.unit_cols, Q, i1 - i0, pp.qp, yp.data() + at, a);
+          for (int64_t q = 0; q < len; ++q) a[q] += row0;
+        }
+      });
+    }
+  });
+}
+
+void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& dyp,
+                              const int32_t* argmax, Tensor* dx, bool overwrite) {
+  const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
+  const int64_t n = x.dim(0);
+  if (n == 0) return;
+  const Plan pl = make_plan(g, filters_, n);
+  const PoolPlan pp = make_pool_plan(pl, g);
+  const int64_t K = filters_, CRS = pl.crs, Q = g.out_w, PQ = g.out_h * g.out_w;
+  const double flops =
+      (dx ? 4.0 : 2.0) * double(K) * double(CRS) * double(n * pp.pp * pp.unit_cols);
+  const int64_t workers = workers_for(pl.groups, flops);
+  work_.resize(Shape{workers * pp.buf + pl.groups * pl.part});
+  float* parts = work_.data() + workers * pp.buf;
+  const kernels::KernelTable& kt = kernels::table();
+  const float* w = weight_.data();
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* col = work_.data() + wk * pp.buf;
+    float* dz = col + CRS * pp.ld;
+    float* grow = dz + K * pp.ld;  // dyp * act'(yp) for a run of pooled rows
+    for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
+      float* dwg = parts + gi * pl.part;
+      float* dbg = dwg + K * CRS;
+      for (int64_t kk = 0; kk < K; ++kk) dbg[kk] = 0.0f;
+      const int64_t n0 = gi * n / pl.groups, n1 = (gi + 1) * n / pl.groups;
+      if (dx && overwrite) {
+        const int64_t chw = g.channels * g.height * g.width;
+        std::fill(dx->data() + n0 * chw, dx->data() + n1 * chw, 0.0f);
+      }
+      const int64_t e0 = n0 * pp.pp, e1 = n1 * pp.pp;  // the group's units
+      for (int64_t u0 = e0; u0 < e1; u0 += pp.per_tile) {
+        const int64_t u1 = u0 + pp.per_tile < e1 ? u0 + pp.per_tile : e1;
+        const int64_t cols = (u1 - u0) * pp.unit_cols;
+        for (int64_t kk = 0; kk < K; ++kk) std::fill(dz + kk * pp.ld, dz + kk * pp.ld + cols, 0.0f);
+        for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
+          const int64_t len = (i1 - i0) * pp.qp;
+          for (int64_t kk = 0; kk < K; ++kk) {
+            const int64_t at = ((img * K + kk) * pp.pp + i0) * pp.qp;
+            detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at,
+                                        dyp.data() + at, grow, len);
+            // argmax is relative to the conv plane; the run starts at its row 2 i0.
+            float* d = dz + kk * pp.ld + u * pp.unit_cols - 2 * i0 * Q;
+            const int32_t* a = argmax + at;
+            for (int64_t q = 0; q < len; ++q) d[a[q]] = grow[q];
+            // db: the sum of dz, whose only nonzero entries are these.
+            if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(grow, len));
+          }
+        });
+        const float beta = u0 == e0 ? 0.0f : 1.0f;
+        for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
+          kt.im2col_tile(g, x.data(), img * PQ + 2 * i0 * Q, img * PQ + 2 * i1 * Q,
+                         col + u * pp.unit_cols, pp.ld);
+        });
+        kt.gemm_nt_small(K, CRS, cols, dz, pp.ld, col, pp.ld, beta, dwg, CRS);
+        if (dx) {
+          kt.sgemm(true, false, CRS, cols, K, 1.0f, w, CRS, dz, pp.ld, 0.0f, col, pp.ld);
+          for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
+            kt.col2im_tile_add(g, col + u * pp.unit_cols, pp.ld, img * PQ + 2 * i0 * Q,
+                               img * PQ + 2 * i1 * Q, dx->data());
+          });
+        }
+      }
+    }
+  });
+  add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
 }
 
 void Conv2D::save_config(ByteWriter& w) const {

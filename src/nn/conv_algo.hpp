@@ -23,6 +23,13 @@ enum class ConvAlgo { automatic, im2col, winograd, winograd4 };
 void set_conv_algo(ConvAlgo a);
 ConvAlgo conv_algo();
 
+// Whether Sequential runs a first-layer Conv2D and a following 2x2 / stride 2 MaxPool2D as one
+// layer (Conv2D::forward_pool2x2, src/nn/conv2d.cpp). Process-wide like the lowering; until
+// set_fusion() is called it comes from IMGSIM_FUSE=1|0 (default 1; another value throws
+// InvalidArgument), for tests and benchmarks that compare the two.
+void set_fusion(bool on);
+bool fusion_enabled();
+
 inline constexpr long kWinoMinChannels = 32;
 inline constexpr long kWinoMinWidth = 6;
 inline constexpr long kWinoMinWidthValid = 16;

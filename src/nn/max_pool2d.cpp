@@ -115,6 +115,12 @@ void for_planes(int64_t planes, int64_t outputs_per_plane, F&& fn) {
 
 }  // namespace
 
+int32_t* MaxPool2D::argmax_for(int64_t n) {
+  const auto need = static_cast<std::size_t>(n * out_shape_.numel());
+  if (argmax_.size() < need) argmax_.resize(need);  // grows only for a larger batch or image
+  return argmax_.data();
+}
+
 void MaxPool2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   const int64_t planes = x.dim(0) * in_shape_[0];
   const int64_t h = in_shape_[1], w = in_shape_[2];

@@ -1,11 +1,16 @@
 // Sequential model: shape inference, planned buffers, training loop, evaluation, prediction.
 //
-// Buffers. For a batch of N, acts[i] holds layer i's output (N, out_i...); dL/d acts[i] lives in
-// grads[i % 2] during backward (two ping-pong buffers, each as large as the largest gradient of
-// its parity, instead of one per layer). All are resized per batch with Tensor::resize, which
-// keeps the storage when it is large enough, so after the first (largest) batch no step
-// allocates. Inference uses two ping-pong buffers instead of one per layer, so predict() keeps
-// no training buffers.
+// Buffers. For a batch of N, acts[i] holds layer i's output (N, out_i...); during backward the
+// gradients alternate between two buffers (each layer reads dy from one and writes dx into the
+// other), each as large as the largest gradient it takes, instead of one per layer. All are
+// resized per batch with Tensor::resize, which keeps the storage when it is large enough, so
+// after the first (largest) batch no step allocates. Inference uses two ping-pong buffers instead
+// of one per layer, so predict() keeps no training buffers.
+//
+// Fusion. A first-layer Conv2D followed by 2x2 / stride 2 MaxPool2D runs as one layer
+// (Conv2D::forward_pool2x2, src/nn/conv2d.cpp), in training and in inference: the convolution's
+// output, the largest activation of an image model, is then never stored (acts[i] stays empty).
+// The results are the two layers' (bitwise in forward; backward sums in another order).
 #include "imgsim/nn/sequential.hpp"
 
 #include <unistd.h>
@@ -22,6 +27,7 @@
 
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
+#include "nn/conv_algo.hpp"
 #include "nn/progress.hpp"
 #include "nn/sequential_impl.hpp"
 
@@ -183,9 +189,28 @@ const Tensor& Sequential::forward(const Tensor& x, Phase phase) {
   impl_->check_input(x);
   const int64_t n = x.dim(0);
   auto& L = impl_->layers;
+  // The convolution of layers i, i+1 when they run as one: a first-layer Conv2D followed by 2x2 /
+  // stride 2 max pooling (Conv2D::fuses_pool2x2), fusion enabled (nn/conv_algo.hpp).
+  const bool fuse = detail::fusion_enabled();  // read on every call, so a bad IMGSIM_FUSE fails
+  auto fused_conv = [&L, fuse](std::size_t i) -> Conv2D* {
+    if (!fuse || i + 1 >= L.size()) return nullptr;
+    auto* c = dynamic_cast<Conv2D*>(L[i].get());
+    auto* p = dynamic_cast<MaxPool2D*>(L[i + 1].get());
+    return c && p && c->fuses_pool2x2(*p) ? c : nullptr;
+  };
   if (phase == Phase::train) {
+    impl_->fused.assign(L.size(), 0);
     const Tensor* in = &x;
     for (std::size_t i = 0; i < L.size(); ++i) {
+      if (Conv2D* conv = fused_conv(i)) {
+        // Layers i and i+1 at once; acts[i] (the convolution's output) is never needed.
+        auto& pool = static_cast<MaxPool2D&>(*L[i + 1]);
+        impl_->fused[i] = 1;
+        impl_->acts[i + 1].resize(pool.output_shape().with_batch(n));
+        conv->forward_pool2x2(*in, impl_->acts[i + 1], pool.argmax_for(n));
+        in = &impl_->acts[++i];
+        continue;
+      }
       impl_->acts[i].resize(L[i]->output_shape().with_batch(n));
       L[i]->forward(*in, impl_->acts[i], phase);
       in = &impl_->acts[i];
@@ -194,12 +219,18 @@ const Tensor& Sequential::forward(const Tensor& x, Phase phase) {
     impl_->have_train_forward = true;
     return impl_->acts.back();
   }
-  // Inference: ping-pong between two buffers.
+  // Inference: ping-pong between two buffers, each layer writing the one it does not read.
   const Tensor* in = &x;
   for (std::size_t i = 0; i < L.size(); ++i) {
-    Tensor& out = impl_->pingpong[i % 2];
-    out.resize(L[i]->output_shape().with_batch(n));
-    L[i]->forward(*in, out, phase);
+    Tensor& out = in == &impl_->pingpong[0] ? impl_->pingpong[1] : impl_->pingpong[0];
+    if (Conv2D* conv = fused_conv(i)) {
+      auto& pool = static_cast<MaxPool2D&>(*L[++i]);
+      out.resize(pool.output_shape().with_batch(n));
+      conv->forward_pool2x2(*in, out, pool.argmax_for(n));
+    } else {
+      out.resize(L[i]->output_shape().with_batch(n));
+      L[i]->forward(*in, out, phase);
+    }
     in = &out;
   }
   impl_->have_train_forward = false;
@@ -213,20 +244,31 @@ void Sequential::backward(const Tensor& dout, Tensor* dx) {
   if (dout.shape() != impl_->acts.back().shape())
     throw ShapeError("Sequential::backward: gradient " + dout.shape().str() +
                      " does not match the output " + impl_->acts.back().shape().str());
-  // dL/d acts[i-1] goes to grads[(i-1) % 2]: layer i reads its dy from one buffer and writes its
-  // dx into the other, and no gradient is needed after the layer below has used it, so two
-  // buffers serve the whole model. They are overwritten (backward_into), never cleared.
+  // Each layer reads its dy from one of two buffers and writes its dx into the other (no gradient
+  // is needed after the layer below has used it), so two buffers serve the whole model. They are
+  // overwritten (backward_into), never cleared. A fused pair (i, i+1) is one step from
+  // dL/d acts[i+1] to dL/d acts[i-1].
   const Tensor* dy = &dout;
   for (std::size_t i = L.size(); i-- > 0;) {
-    const Tensor& in = i == 0 ? *impl_->last_x : impl_->acts[i - 1];
-    if (i > 0) {
-      Tensor& din = impl_->grads[(i - 1) % 2];
-      din.resize(in.shape());
-      L[i]->backward_into(in, impl_->acts[i], *dy, din);
-      dy = &din;
-    } else {
-      L[i]->backward(in, impl_->acts[i], *dy, dx);  // adds into the caller's dx, if any
+    const bool fused = i > 0 && impl_->fused[i - 1];
+    const std::size_t first = fused ? i - 1 : i;
+    const Tensor& in = first == 0 ? *impl_->last_x : impl_->acts[first - 1];
+    Tensor* din = dx;  // the first layer adds into the caller's dx, if any
+    if (first > 0) {
+      din = dy == &impl_->grads[0] ? &impl_->grads[1] : &impl_->grads[0];
+      din->resize(in.shape());
     }
+    if (fused) {
+      auto& conv = static_cast<Conv2D&>(*L[first]);
+      auto& pool = static_cast<MaxPool2D&>(*L[i]);
+      conv.backward_pool2x2(in, impl_->acts[i], *dy, pool.argmax_.data(), din, first > 0);
+    } else if (first > 0) {
+      L[i]->backward_into(in, impl_->acts[i], *dy, *din);
+    } else {
+      L[i]->backward(in, impl_->acts[i], *dy, dx);
+    }
+    dy = din;
+    i = first;
   }
 }
 

@@ -15,7 +15,8 @@ struct Sequential::Impl {
   Shape input;
   uint64_t seed = 42;
   std::vector<Tensor> acts;   // acts[i]: output of layer i (training forward)
-  std::vector<Tensor> grads;  // two buffers: dL/d acts[i] lives in grads[i % 2] (backward)
+  std::vector<Tensor> grads;  // two buffers: each layer reads dy from one, writes dx to the other
+  std::vector<char> fused;    // fused[i]: the last training forward ran layers i, i+1 as one
   Tensor pingpong[2];         // inference buffers
   Tensor dout;                // dL/d output
   Tensor bx, by;              // training batch

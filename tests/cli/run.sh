@@ -121,6 +121,8 @@ run compare_text "$IMGSIM" compare "$A" "$A" --model model.imgsim
 expect_grep "compare: text output" compare_text.out '^score [01]\.[0-9]{6}$'
 run err_conv_algo env IMGSIM_CONV_ALGO=bogus "$IMGSIM" compare "$A" "$B"
 expect_error err_conv_algo 1 'IMGSIM_CONV_ALGO: expected auto, im2col, winograd2 or winograd4'
+run err_fuse env IMGSIM_FUSE=yes "$IMGSIM" compare "$A" "$B"
+expect_error err_fuse 1 'IMGSIM_FUSE: expected 1 or 0'
 
 # --- embed -----------------------------------------------------------------------------------
 run embed_npy "$IMGSIM" embed "$D/classes" -o emb.npy --json --batch 7

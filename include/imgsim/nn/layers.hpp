@@ -37,6 +37,9 @@ struct Conv2DOptions {
   Shape input_shape{};  // (C, H, W) for the first layer of a Sequential
 };
 
+class MaxPool2D;
+class Sequential;
+
 // y[n,k,p,q] = act( b[k] + sum_{c,r,s} w[k,c,r,s] * x[n, c, p*sh + r - pt, q*sw + s - pl] )
 // weight (K, C, R, S), bias (K). Input (C, H, W), output (K, P, Q).
 class Conv2D : public Layer {
@@ -69,6 +72,14 @@ class Conv2D : public Layer {
   int64_t pad_right() const { return pr_; }
 
  private:
+  friend class Sequential;
+  // A following MaxPool2D run in the same pass (Sequential does it for a first layer followed by
+  // 2x2 / stride 2 pooling; src/nn/conv2d.cpp): yp and argmax are the pooling layer's output and
+  // argmax, bitwise as the two layers give them; the conv output is never stored.
+  bool fuses_pool2x2(const MaxPool2D& pool) const;
+  void forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax);
+  void backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& dyp, const int32_t* argmax,
+                        Tensor* dx, bool overwrite);
   int64_t filters_ = 0;
   Size2 kernel_;
   Conv2DOptions opt_;
@@ -99,6 +110,10 @@ class MaxPool2D : public Layer {
   void load_config(ByteReader& r, uint32_t version) override;
 
  private:
+  friend class Conv2D;
+  friend class Sequential;
+  // argmax_ grown for a batch of n (as forward does), for a fused Conv2D to fill.
+  int32_t* argmax_for(int64_t n);
   void scatter(const Tensor& x, const Tensor& y, const Tensor& dy, Tensor& dx, bool overwrite);
   Size2 pool_{2, 2};
   MaxPool2DOptions opt_;

@@ -1,0 +1,205 @@
+// Conv2D + MaxPool2D fused by Sequential (Conv2D::forward_pool2x2 / backward_pool2x2): the same
+// model with fusion off is the reference. Forward must agree bit for bit (same GEMM columns, same
+// activation, same pooling kernel); gradients up to the order of float sums, and exactly when
+// every sum is exact (small integers).
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "alloc_counter.hpp"
+#include "imgsim/error.hpp"
+#include "imgsim/nn/layers.hpp"
+#include "imgsim/nn/sequential.hpp"
+#include "imgsim/runtime/cpu.hpp"
+#include "nn/conv_algo.hpp"
+
+using namespace imgsim;
+using namespace imgsim::nn;
+
+namespace {
+
+struct FuseCase {
+  const char* label;
+  int64_t c, h, w, k, r, s, stride;
+  Padding padding;
+  int64_t pad;
+  Activation act;
+  bool bias;
+  int64_t batch;
+  bool conv_first;  // a Conv2D(1 -> c) before the fused pair, so the pair's dx is computed too
+};
+
+// Odd and even outputs (a dropped last row or column), padding, stride 2, every activation,
+// tiles spanning images (small images) and units wider than a tile (a 1400-wide image).
+const FuseCase kCases[] = {
+    {"3ch 9x11 valid relu, odd output", 3, 9, 11, 5, 3, 3, 1, Padding::valid, 0, Activation::relu,
+     true, 3, false},
+    {"1ch 8x8 same linear", 1, 8, 8, 4, 3, 3, 1, Padding::same, 0, Activation::linear, true, 2,
+     false},
+    {"2ch 11x9 5x3 explicit pad 1 leaky", 2, 11, 9, 3, 5, 3, 1, Padding::explicit_, 1,
+     Activation::leaky_relu, false, 2, true},
+    {"3ch 13x13 stride 2 tanh", 3, 13, 13, 4, 3, 3, 2, Padding::valid, 0, Activation::tanh, true, 2,
+     false},
+    {"1ch 28x28 sigmoid, tiles across images", 1, 28, 28, 32, 3, 3, 1, Padding::valid, 0,
+     Activation::sigmoid, true, 40, false},
+    {"3ch 4x1400 relu, a unit wider than a tile", 3, 4, 1400, 32, 3, 3, 1, Padding::valid, 0,
+     Activation::relu, true, 2, true},
+};
+
+Sequential make_model(const FuseCase& fc) {
+  Sequential m;
+  const Shape in{fc.conv_first ? 1 : fc.c, fc.h, fc.w};
+  if (fc.conv_first)
+    m.add(Conv2D(fc.c, {1, 1}, {.activation = Activation::linear, .input_shape = in}));
+  Conv2DOptions o;
+  o.stride = {fc.stride, fc.stride};
+  o.padding = fc.padding;
+  o.pad = {fc.pad, fc.pad};
+  o.activation = fc.act;
+  o.use_bias = fc.bias;
+  if (!fc.conv_first) o.input_shape = in;
+  m.add(Conv2D(fc.k, {fc.r, fc.s}, o));
+  m.add(MaxPool2D({2, 2}));
+  m.add(Flatten());
+  m.add(Dense(3));
+  m.build(in, 17);
+  return m;
+}
+
+// Parameters, input and output gradient: small integers (exact sums) or normal floats.
+void fill(Tensor& t, Rng& rng, bool integers) {
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t[i] = integers ? static_cast<float>(static_cast<int>(rng.below(7)) - 3) : rng.normal();
+}
+
+struct Run {
+  Tensor y, yi, dx;
+  std::vector<Tensor> grads;
+};
+
+Run run(const FuseCase& fc, bool fused, bool integers) {
+  detail::set_fusion(fused);
+  Sequential m = make_model(fc);
+  Rng rng(5);
+  for (auto& p : m.params()) fill(*p.value, rng, integers);
+  if (!integers)  // keep the sigmoid and tanh out of saturation
+    for (auto& p : m.params())
+      for (int64_t i = 0; i < p.value->numel(); ++i) (*p.value)[i] *= 0.3f;
+  const Shape in = m.input_shape();
+  Tensor x(in.with_batch(fc.batch));
+  fill(x, rng, integers);
+  Run r;
+  r.y = m.forward(x, Phase::train).clone();
+  Tensor dy(r.y.shape());
+  fill(dy, rng, integers);
+  r.dx = Tensor(x.shape());
+  m.zero_grad();
+  m.backward(dy, &r.dx);
+  for (auto& p : m.params()) r.grads.push_back(p.grad->clone());
+  r.yi = m.forward(x, Phase::infer).clone();
+  detail::set_fusion(true);
+  return r;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return false;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    if (!(a[i] == b[i]) && !(std::isnan(a[i]) && std::isnan(b[i]))) return false;
+  return true;
+}
+
+// max |a - b| / max |a|.
+double rel_diff(const Tensor& a, const Tensor& b) {
+  double d = 0, m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    d = std::max(d, std::abs(static_cast<double>(a[i]) - b[i]));
+    m = std::max(m, std::abs(static_cast<double>(a[i])));
+  }
+  return m > 0 ? d / m : d;
+}
+
+}  // namespace
+
+TEST_CASE("Fused Conv2D + MaxPool2D: forward bitwise, gradients as unfused", "[fusion]") {
+  for (const FuseCase& fc : kCases) {
+    for (bool integers : {true, false}) {
+      INFO(fc.label << (integers ? ", integer data" : ", float data"));
+      const Run ref = run(fc, false, integers), fz = run(fc, true, integers);
+      CHECK(same_bits(ref.y, fz.y));
+      CHECK(same_bits(ref.yi, fz.yi));
+      CHECK(same_bits(ref.y, ref.yi));
+      REQUIRE(ref.grads.size() == fz.grads.size());
+      if (integers && (fc.act == Activation::linear || fc.act == Activation::relu)) {
+        // Every product and sum is an integer below 2^24: exact in any order.
+        CHECK(same_bits(ref.dx, fz.dx));
+        for (std::size_t i = 0; i < ref.grads.size(); ++i)
+          CHECK(same_bits(ref.grads[i], fz.grads[i]));
+      } else {
+        // Only the order of the float sums differs (tiles of whole row pairs). Integer data
+        // through leaky ReLU, tanh or sigmoid are not integers any more.
+        CHECK(rel_diff(ref.dx, fz.dx) < 1e-5);
+        for (std::size_t i = 0; i < ref.grads.size(); ++i)
+          CHECK(rel_diff(ref.grads[i], fz.grads[i]) < 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("Fused Conv2D + MaxPool2D does not depend on the thread count", "[fusion][threads]") {
+  const FuseCase& fc = kCases[4];
+  const int threads = num_threads();
+  set_num_threads(1);
+  const Run one = run(fc, true, false);
+  for (int t : {2, 3}) {
+    set_num_threads(t);
+    const Run r = run(fc, true, false);
+    INFO(t << " threads");
+    CHECK(same_bits(one.y, r.y));
+    CHECK(same_bits(one.dx, r.dx));
+    for (std::size_t i = 0; i < one.grads.size(); ++i) CHECK(same_bits(one.grads[i], r.grads[i]));
+  }
+  set_num_threads(threads);
+}
+
+TEST_CASE("Backward follows the forward's fusion decision", "[fusion]") {
+  // Switching fusion off between forward and backward must not mix the two paths (the fused
+  // forward stored no conv output for an unfused backward to read).
+  const FuseCase& fc = kCases[0];
+  const Run fz = run(fc, true, true);
+  detail::set_fusion(true);
+  Sequential m = make_model(fc);
+  Rng rng(5);
+  for (auto& p : m.params()) fill(*p.value, rng, true);
+  Tensor x(m.input_shape().with_batch(fc.batch));
+  fill(x, rng, true);
+  const Tensor& y = m.forward(x, Phase::train);
+  Tensor dy(y.shape());
+  fill(dy, rng, true);
+  detail::set_fusion(false);
+  Tensor dx(x.shape());
+  m.zero_grad();
+  m.backward(dy, &dx);
+  detail::set_fusion(true);
+  CHECK(same_bits(dx, fz.dx));
+  auto params = m.params();
+  for (std::size_t i = 0; i < params.size(); ++i) CHECK(same_bits(*params[i].grad, fz.grads[i]));
+}
+
+TEST_CASE("Fused training steps allocate nothing once planned", "[fusion][memory]") {
+  detail::set_fusion(true);
+  const FuseCase& fc = kCases[4];
+  Sequential m = make_model(fc);
+  m.compile("adam", "softmax_cross_entropy");
+  Rng rng(8);
+  Tensor x(m.input_shape().with_batch(fc.batch)), y({fc.batch});
+  fill(x, rng, false);
+  for (int64_t i = 0; i < fc.batch; ++i) y[i] = static_cast<float>(rng.below(3));
+  m.train_step(x, y);
+  m.train_step(x, y);
+  const int64_t tensors = Tensor::allocation_count();
+  const int64_t news = imgsim::testing::g_allocations.load();
+  for (int i = 0; i < 3; ++i) m.train_step(x, y);
+  CHECK(Tensor::allocation_count() == tensors);
+  CHECK(imgsim::testing::g_allocations.load() == news);
+}
