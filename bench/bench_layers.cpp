@@ -5,6 +5,10 @@
 // pooling) and, for the conv and dense entries, the share of the FMA peak given with
 // --peak_gflops (default 117, bench/peak_fma on the machine in docs/benchmarks.md).
 //
+// The first convolution and its pooling also run as the model runs them, fused by Sequential
+// (docs/layers-conv-pool.md): layer/<model>_conv1_pool/fwd|bwd (bwd: dW and db only); run with
+// IMGSIM_FUSE=0 for the two layers one after the other through the same Sequential.
+//
 // Names: layer/<model>_<layer>/<pass>/<isa>[/threads:2]. The plain names run on one thread and
 // report rates over CPU time (least disturbed by other processes); threads:2 runs the pool with
 // two threads and reports rates over wall time.
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "imgsim/nn/layers.hpp"
+#include "imgsim/nn/sequential.hpp"
 #include "imgsim/rng.hpp"
 #include "imgsim/runtime/cpu.hpp"
 
@@ -46,7 +51,7 @@ const char* pass_name(Pass p) {
   return "?";
 }
 
-enum class Kind { conv, pool, dense };
+enum class Kind { conv, pool, dense, conv_pool };
 
 struct LayerCase {
   const char* name;
@@ -66,10 +71,12 @@ const LayerCase kCases[] = {
     {"seed_pool2",    Kind::pool,  32, {64, 109, 109}, 0},
     {"seed_pool3",    Kind::pool,  32, {128, 52, 52},  0},
     {"seed_dense1",   Kind::dense, 32, {86528},        128},
+    {"seed_conv1_pool",   Kind::conv_pool, 32, {3, 224, 224}, 32},
     {"fmnist_conv1",  Kind::conv,  64, {1, 28, 28},    32},
     {"fmnist_conv2",  Kind::conv,  64, {32, 13, 13},   64},
     {"fmnist_pool1",  Kind::pool,  64, {32, 26, 26},   0},
     {"fmnist_dense1", Kind::dense, 64, {1600},         128},
+    {"fmnist_conv1_pool", Kind::conv_pool, 64, {1, 28, 28},   32},
     // The 3x3 'same' convolutions with C >= 32 of the models `imgsim train` builds: a
     // Fashion-MNIST model (--width 32 --depth 2, batch 128) and the default model (64x64 gray,
     // --width 32, batch 2 x 128 views).
@@ -84,6 +91,43 @@ const LayerCase kCases[] = {
 
 void fill(Tensor& t, Rng& rng, float lo, float hi) {
   for (int64_t i = 0; i < t.numel(); ++i) t[i] = rng.uniform(lo, hi);
+}
+
+// Sets the counters for `flops` per iteration.
+void set_rates(benchmark::State& state, double flops) {
+  if (flops <= 0) return;
+  state.counters["FLOP/s"] =
+      benchmark::Counter(flops * double(state.iterations()), benchmark::Counter::kIsRate);
+  // Share of the single-core peak (for threads:2 the rate is over wall time, so up to 2).
+  state.counters["peak"] = benchmark::Counter(
+      flops * double(state.iterations()) / (g_peak_gflops * 1e9), benchmark::Counter::kIsRate);
+}
+
+// Conv2D(relu, valid) + MaxPool2D(2) as a model's first layers, through Sequential.
+void run_pair(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int threads) {
+  set_max_isa(isa);
+  const int saved = num_threads();
+  set_num_threads(threads);
+  Sequential m;
+  m.add(Conv2D(c.units, {3, 3}, {.activation = Activation::relu, .input_shape = c.in}));
+  m.add(MaxPool2D({2, 2}));
+  m.build(c.in, 1);
+  Rng rng(1);
+  Tensor x(c.in.with_batch(c.n));
+  fill(x, rng, 0.0f, 1.0f);
+  Tensor dy(m.forward(x, Phase::train).shape());
+  fill(dy, rng, -1.0f, 1.0f);
+  for (auto _ : state) {
+    if (pass == Pass::fwd) {
+      m.forward(x, Phase::train);
+    } else {
+      m.backward(dy, nullptr);
+    }
+    benchmark::ClobberMemory();
+  }
+  const Shape conv_out = m.layer(0).output_shape();
+  set_rates(state, 2.0 * double(c.n) * double(conv_out.numel()) * double(c.in[0]) * 9.0);
+  set_num_threads(saved);
 }
 
 void run(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int threads) {
@@ -136,13 +180,7 @@ void run(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int threads) 
     }
     benchmark::ClobberMemory();
   }
-  if (flops > 0) {
-    state.counters["FLOP/s"] =
-        benchmark::Counter(flops * double(state.iterations()), benchmark::Counter::kIsRate);
-    // Share of the single-core peak (for threads:2 the rate is over wall time, so up to 2).
-    state.counters["peak"] = benchmark::Counter(
-        flops * double(state.iterations()) / (g_peak_gflops * 1e9), benchmark::Counter::kIsRate);
-  }
+  set_rates(state, flops);
   set_num_threads(saved);
 }
 
@@ -154,6 +192,8 @@ void register_all() {
       if (c.kind == Kind::conv) {
         passes = {Pass::fwd, Pass::bwd_weights};
         if (c.in[0] > 3) passes.push_back(Pass::bwd_data);  // not for a model's first layer
+      } else if (c.kind == Kind::conv_pool) {
+        passes = {Pass::fwd, Pass::bwd};
       } else {
         passes = {Pass::fwd, Pass::bwd};
       }
@@ -161,7 +201,8 @@ void register_all() {
         for (int threads : {1, 2}) {
           std::string name = std::string("layer/") + c.name + "/" + pass_name(p) + "/" +
                              to_string(isa) + (threads == 2 ? "/threads:2" : "");
-          auto* b = benchmark::RegisterBenchmark(name.c_str(), run, c, p, isa, threads);
+          auto* b = benchmark::RegisterBenchmark(
+              name.c_str(), c.kind == Kind::conv_pool ? run_pair : run, c, p, isa, threads);
           b->Unit(benchmark::kMillisecond);
           if (threads == 2) b->UseRealTime();
         }
