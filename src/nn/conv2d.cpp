@@ -39,6 +39,9 @@
 // tests/test_conv2d.cpp checks 1 == 2 == 3 threads); they depend on N only through G, i.e. on the
 // order in which float partial sums are added (the same reassociation any batch split makes).
 //
+// Fused pooling: Sequential runs a first layer and a following 2x2 / stride 2 MaxPool2D as one
+// (forward_pool2x2 / backward_pool2x2 below), without storing y.
+//
 // Memory: work_ holds, per worker, a column buffer (CRS x ld) and an output / dz buffer (K x ld),
 // then the G partial gradients. It is resized on every call and reallocates only when a larger
 // batch, input or thread count arrives.
@@ -809,11 +812,13 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
 //             (yp, argmax) = maxpool2x2(out_u), argmax made plane-relative (+ 2i Q)
 //   backward: dz_u = 0, then dz_u[argmax] = dyp * act'(yp): the pooling's scatter
 //             (docs/layers-conv-pool.md) and the activation's derivative at once, since y at the
-//             argmax is yp; then db, dW and dx from dz_u exactly as backward_parts does per tile.
+//             argmax is yp; db sums those entries; dW and dx from dz_u as backward_parts does
+//             per tile.
 // The values are those of the two layers: out_u's columns are the same GEMM columns and the same
 // act_row, and the pooling kernel is the same, so yp and argmax are bitwise equal; the gradients
-// differ only in the order of their float sums (other tiles). A conv row or column that the pooling
-// drops (odd P or Q) is not computed in forward (its gradient is zero). Threads and determinism as
+// differ only in the order of their float sums (other tiles). A last conv row that the pooling
+// drops (odd P) is not computed; a dropped last column (odd Q) is computed and ignored; neither
+// gets a gradient, as in the two layers. Threads and determinism as
 // in forward() and backward_parts(): tiles shared dynamically in forward, fixed image groups with
 // their own partial dW in backward.
 
