@@ -126,8 +126,7 @@ void MaxPool2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   const int64_t h = in_shape_[1], w = in_shape_[2];
   const int64_t p_out = out_shape_[1], q_out = out_shape_[2];
   const int64_t sh = opt_.stride.h, sw = opt_.stride.w;
-  const auto need = static_cast<std::size_t>(planes * p_out * q_out);
-  if (argmax_.size() < need) argmax_.resize(need);  // grows only for a larger batch or image
+  int32_t* const argmax = argmax_for(x.dim(0));
   const bool fast = pool_.h == 2 && pool_.w == 2 && sh == 2 && sw == 2 && pt_ == 0 && pl_ == 0 &&
                     2 * p_out <= h && 2 * q_out <= w;
   const kernels::MaxPool2x2Fn pool2x2 = kernels::table().maxpool2x2;
@@ -135,7 +134,7 @@ void MaxPool2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
     for (int64_t plane = first; plane < end; ++plane) {
       const float* xp = x.data() + plane * h * w;
       float* yp = y.data() + plane * p_out * q_out;
-      int32_t* ap = argmax_.data() + plane * p_out * q_out;
+      int32_t* ap = argmax + plane * p_out * q_out;
       if (fast) {
         pool2x2(xp, w, p_out, q_out, yp, ap);
         continue;
