@@ -1002,3 +1002,122 @@ TEST_CASE("AugmentedImageDataset with a decoded-image cache", "[augment][dataset
   o.cache_max_side = -1;
   CHECK_THROWS_AS(data::AugmentedImageDataset(paths, {}, Augmenter(), o), InvalidArgument);
 }
+
+TEST_CASE("random_erasing fills one rectangle per erased image with U(0, 1) noise",
+          "[augment][erasing]") {
+  // Every value starts at -1, outside [0, 1): an erased value is told apart exactly.
+  const int64_t n = 400, c = 3, h = 13, w = 29;  // odd, non-square
+  Tensor x({n, c, h, w});
+  x.fill(-1.0f);
+  RandomErasing o;
+  o.probability = 0.5f;
+  Rng rng(42);
+  random_erasing(x, o, rng);
+  int64_t erased = 0;
+  std::vector<double> areas, aspects;
+  for (int64_t i = 0; i < n; ++i) {
+    // Bounding box of the changed values of channel 0.
+    int64_t r0 = h, r1 = -1, q0 = w, q1 = -1, count = 0;
+    for (int64_t r = 0; r < h; ++r)
+      for (int64_t q = 0; q < w; ++q)
+        if (x.at(i, 0, r, q) != -1.0f) {
+          r0 = std::min(r0, r), r1 = std::max(r1, r), q0 = std::min(q0, q), q1 = std::max(q1, q);
+          ++count;
+        }
+    if (count == 0) {
+      for (int64_t k = 0; k < c * h * w; ++k) REQUIRE(x.data()[i * c * h * w + k] == -1.0f);
+      continue;
+    }
+    ++erased;
+    const int64_t eh = r1 - r0 + 1, ew = q1 - q0 + 1;
+    REQUIRE(count == eh * ew);  // a full rectangle
+    REQUIRE(eh < h);
+    REQUIRE(ew < w);
+    // The same rectangle in every channel, values in [0, 1), not all equal.
+    std::set<float> values;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t r = 0; r < h; ++r)
+        for (int64_t q = 0; q < w; ++q) {
+          const float v = x.at(i, ch, r, q);
+          const bool inside = r >= r0 && r <= r1 && q >= q0 && q <= q1;
+          if (inside) {
+            REQUIRE(v >= 0.0f);
+            REQUIRE(v < 1.0f);
+            values.insert(v);
+          } else {
+            REQUIRE(v == -1.0f);
+          }
+        }
+    CHECK(values.size() > static_cast<std::size_t>(c * eh * ew / 2));
+    areas.push_back(static_cast<double>(eh * ew) / static_cast<double>(h * w));
+    aspects.push_back(static_cast<double>(eh) / static_cast<double>(ew));
+  }
+  // About half the images (400 draws: 4.5 standard deviations either side).
+  CHECK(erased >= 155);
+  CHECK(erased <= 245);
+  // Areas and aspect ratios within the ranges, up to the rounding of the sides to pixels.
+  for (std::size_t k = 0; k < areas.size(); ++k) {
+    INFO("erased rectangle " << k);
+    CHECK(areas[k] <= 0.4 * 1.6);
+    CHECK(aspects[k] >= 0.3 / 2.0);
+    CHECK(aspects[k] <= 2.0 / 0.3);
+  }
+  // Both sides of the log-uniform aspect ratio occur.
+  CHECK(std::count_if(aspects.begin(), aspects.end(), [](double a) { return a > 1.2; }) > 10);
+  CHECK(std::count_if(aspects.begin(), aspects.end(), [](double a) { return a < 0.8; }) > 10);
+
+  SECTION("the same seed gives the same batch; probability 0 and 1") {
+    Tensor y({n, c, h, w});
+    y.fill(-1.0f);
+    Rng again(42);
+    random_erasing(y, o, again);
+    for (int64_t k = 0; k < x.numel(); ++k) REQUIRE(y.data()[k] == x.data()[k]);
+    y.fill(-1.0f);
+    o.probability = 0.0f;
+    random_erasing(y, o, again);
+    for (int64_t k = 0; k < y.numel(); ++k) REQUIRE(y.data()[k] == -1.0f);
+    o.probability = 1.0f;
+    random_erasing(y, o, again);
+    int64_t untouched = 0;
+    for (int64_t i = 0; i < n; ++i)
+      untouched += std::all_of(y.data() + i * c * h * w, y.data() + (i + 1) * c * h * w,
+                               [](float v) { return v == -1.0f; });
+    CHECK(untouched == 0);  // a fitting rectangle is nearly always found within 10 draws
+  }
+}
+
+TEST_CASE("random_erasing rejects bad shapes and options", "[augment][erasing]") {
+  Rng rng(1);
+  Tensor three({3, 8, 8});
+  CHECK_THROWS_AS(random_erasing(three, RandomErasing{}, rng), ShapeError);
+  Tensor x({2, 1, 8, 8});
+  RandomErasing o;
+  o.probability = 1.5f;
+  CHECK_THROWS_AS(random_erasing(x, o, rng), InvalidArgument);
+  o = {};
+  o.probability = std::nanf("");
+  CHECK_THROWS_AS(random_erasing(x, o, rng), InvalidArgument);
+  o = {};
+  o.area_min = 0.0f;
+  CHECK_THROWS_AS(random_erasing(x, o, rng), InvalidArgument);
+  o = {};
+  o.area_min = 0.5f;
+  o.area_max = 0.4f;
+  CHECK_THROWS_AS(random_erasing(x, o, rng), InvalidArgument);
+  o = {};
+  o.area_max = 1.5f;
+  CHECK_THROWS_AS(random_erasing(x, o, rng), InvalidArgument);
+  o = {};
+  o.aspect_min = 0.0f;
+  CHECK_THROWS_AS(random_erasing(x, o, rng), InvalidArgument);
+  o = {};
+  o.aspect_min = 2.0f;
+  CHECK_THROWS_AS(random_erasing(x, o, rng), InvalidArgument);
+  // A 1x1 image has no rectangle smaller than itself: left alone.
+  Tensor one({4, 2, 1, 1});
+  one.fill(-1.0f);
+  o = {};
+  o.probability = 1.0f;
+  random_erasing(one, o, rng);
+  for (int64_t k = 0; k < one.numel(); ++k) CHECK(one.data()[k] == -1.0f);
+}

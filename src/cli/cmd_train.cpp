@@ -67,6 +67,7 @@ struct TrainArgs {
   double label_smoothing = 0.0;
   std::string views = "near-duplicate";
   bool augment = false;
+  double erase = 0.0;  // random-erasing probability (classifier/metric)
   double val_fraction = 0.1;
   int64_t val_max = 5000;
   int64_t limit = 0;
@@ -506,6 +507,8 @@ void run_train(const TrainArgs& args) {
     throw UsageError("train: --loss " + loss + " does not go with --mode " + a.mode);
   if (a.embedding != "features" && a.mode != "classifier")
     throw UsageError("train: --embedding " + a.embedding + " needs --mode classifier");
+  if (a.erase > 0 && a.mode == "selfsup")
+    throw UsageError("train: --erase needs --mode classifier or metric (selfsup has --views)");
   if (a.size != 0 && (a.size < 4 || a.size > 1024))
     throw UsageError("train: --size must be in 4..1024");
   if (a.channels != 0 && a.channels != 1 && a.channels != 3)
@@ -640,6 +643,11 @@ void run_train(const TrainArgs& args) {
         y.zero();
       }
       if (labelled && a.augment) flip_shift(x, shift, rng);
+      if (labelled && a.erase > 0) {
+        image::RandomErasing re;
+        re.probability = static_cast<float>(a.erase);
+        image::random_erasing(x, re, rng);
+      }
       normalise(x, pre);
       net.optimizer()->set_learning_rate(
           schedule.lr(a.lr, epoch + static_cast<double>(s) / static_cast<double>(steps)));
@@ -708,7 +716,8 @@ void run_train(const TrainArgs& args) {
       (a.embedding != "features" ? " embedding=" + a.embedding : std::string()) +
       (a.label_smoothing > 0 ? " label-smoothing=" + fmt("%g", a.label_smoothing) : std::string()) +
       (std::isnan(a.margin) ? std::string() : " margin=" + fmt("%g", a.margin)) +
-      " lr=" + fmt("%g", a.lr) + " seed=" + std::to_string(a.seed) + (a.augment ? " augment" : "");
+      " lr=" + fmt("%g", a.lr) + " seed=" + std::to_string(a.seed) + (a.augment ? " augment" : "") +
+      (a.erase > 0 ? " erase=" + fmt("%g", a.erase) : std::string());
   similarity::Embedder e(std::move(final_model));
 
   json out;
@@ -901,6 +910,12 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::Range(0.0, 1.0));
   g_opt->add_flag("--augment", a->augment,
                   "classifier/metric: random horizontal flips and small shifts");
+  g_opt
+      ->add_option("--erase", a->erase,
+                   "classifier/metric: random erasing with this probability (a rectangle of 2-40% "
+                   "of the image filled with noise; docs/augmentation.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   g_opt->add_option("--views", a->views, "selfsup augmentation")
       ->capture_default_str()
       ->check(CLI::IsMember({"near-duplicate", "simclr"}));

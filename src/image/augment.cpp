@@ -757,4 +757,41 @@ Augmenter Augmenter::near_duplicate(int size) {
   return a;
 }
 
+// --- batch augmentation on tensors ------------------------------------------------------------
+
+void random_erasing(Tensor& batch, const RandomErasing& o, Rng& rng) {
+  if (batch.rank() != 4)
+    throw ShapeError("random_erasing: expected an (N, C, H, W) batch, got " + batch.shape().str());
+  if (!(o.probability >= 0.0f && o.probability <= 1.0f))
+    throw InvalidArgument("random_erasing: probability must be in [0, 1], got " +
+                          std::to_string(o.probability));
+  if (!(o.area_min > 0.0f && o.area_min <= o.area_max && o.area_max <= 1.0f))
+    throw InvalidArgument("random_erasing: need 0 < area_min <= area_max <= 1, got " +
+                          std::to_string(o.area_min) + " and " + std::to_string(o.area_max));
+  if (!(o.aspect_min > 0.0f && o.aspect_min <= 1.0f))
+    throw InvalidArgument("random_erasing: aspect_min must be in (0, 1], got " +
+                          std::to_string(o.aspect_min));
+  const int64_t n = batch.dim(0), c = batch.dim(1), h = batch.dim(2), w = batch.dim(3);
+  const float log_aspect = std::log(o.aspect_min);
+  for (int64_t i = 0; i < n; ++i) {
+    if (!(rng.uniform() < o.probability)) continue;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const double area =
+          static_cast<double>(rng.uniform(o.area_min, o.area_max)) * static_cast<double>(h * w);
+      const double aspect = std::exp(static_cast<double>(rng.uniform(log_aspect, -log_aspect)));
+      const auto eh = static_cast<int64_t>(std::lround(std::sqrt(area * aspect)));
+      const auto ew = static_cast<int64_t>(std::lround(std::sqrt(area / aspect)));
+      if (eh < 1 || ew < 1 || eh >= h || ew >= w) continue;
+      const auto y0 = static_cast<int64_t>(rng.below(static_cast<uint64_t>(h - eh + 1)));
+      const auto x0 = static_cast<int64_t>(rng.below(static_cast<uint64_t>(w - ew + 1)));
+      for (int64_t ch = 0; ch < c; ++ch) {
+        float* p = batch.data() + ((i * c + ch) * h + y0) * w + x0;
+        for (int64_t r = 0; r < eh; ++r, p += w)
+          for (int64_t q = 0; q < ew; ++q) p[q] = rng.uniform();
+      }
+      break;
+    }
+  }
+}
+
 }  // namespace imgsim::image

@@ -287,11 +287,15 @@ run err_embedding "$IMGSIM" train --mode metric --embedding classes --data "$D/c
 expect_error err_embedding 2 'embedding'
 run embed_cos "$IMGSIM" embed "$A" -o cos.npy --model cos.imgsim
 expect_ok embed_cos
-run train_supcon "$IMGSIM" train --mode metric --loss supcon --temperature 0.2 \
-  --data "$D/classes" --size 16 --width 4 --dim 8 --epochs 1 --val-fraction 0.25 \
+run train_supcon "$IMGSIM" train --mode metric --loss supcon --temperature 0.2 --augment \
+  --erase 0.5 --data "$D/classes" --size 16 --width 4 --dim 8 --epochs 1 --val-fraction 0.25 \
   -o supcon.imgsim --quiet --json
 expect_ok train_supcon
 expect_grep "train supcon: held-out metrics" train_supcon.out '"val_map_at_r": '
+run err_erase "$IMGSIM" train --mode metric --erase 1.5 --data "$D/classes" -o x.imgsim
+expect_error err_erase 2 'erase'
+run err_erase_ss "$IMGSIM" train --mode selfsup --erase 0.5 --data "$D/dups" -o x.imgsim
+expect_error err_erase_ss 2 'erase needs'
 run err_cos_loss "$IMGSIM" train --mode metric --loss cosface --data "$D/classes" -o x.imgsim
 expect_error err_cos_loss 2 'cosface'
 run train_ss "$IMGSIM" train --mode selfsup --data "$D/dups" --size 16 --width 4 --dim 8 \

@@ -296,6 +296,25 @@ class Augmenter {
   std::vector<Step> steps_;
 };
 
+// --- batch augmentation on tensors ------------------------------------------------------------
+
+// Random erasing (Zhong et al., "Random Erasing Data Augmentation", AAAI 2020; as
+// torchvision.transforms.RandomErasing with value="random"): with `probability`, a rectangle of
+// area U(area_min, area_max) x H x W and aspect ratio (height / width) log-uniform in
+// [aspect_min, 1 / aspect_min] is placed uniformly inside the image and every one of its values,
+// in every channel, is replaced by U(0, 1). Up to 10 draws of the rectangle; if none fits the
+// image is left alone.
+struct RandomErasing {
+  float probability = 0.5f;
+  float area_min = 0.02f;
+  float area_max = 0.4f;
+  float aspect_min = 0.3f;
+};
+// On every image of an (N, C, H, W) batch (values in [0, 1], before normalisation), in place,
+// drawing from rng. ShapeError for another rank; InvalidArgument for a probability outside
+// [0, 1], areas outside 0 < area_min <= area_max <= 1 or aspect_min outside (0, 1].
+void random_erasing(Tensor& batch, const RandomErasing& options, Rng& rng);
+
 // --- edits -----------------------------------------------------------------------------------
 // One exactly specified change, for building benchmarks. Positions and sizes are fractions of
 // the image so an edit means the same on any image size. Anchors place a box between the left /
