@@ -730,6 +730,72 @@ TEST_CASE("Conv2D (automatic): inference does not depend on the batch", "[conv2d
   }
 }
 
+// The Winograd forward keeps its transformed filters between calls and transforms again only
+// when the weights change. After any change (a step of an optimiser, an edit through weight(),
+// a change and its undo, the tile size) the output must be the one a fresh layer with the same
+// weights computes.
+TEST_CASE("Conv2D (Winograd): the kept filter transform follows the weights",
+          "[conv2d][winograd]") {
+  for (auto algo : {nn::detail::ConvAlgo::winograd4, nn::detail::ConvAlgo::winograd}) {
+    nn::detail::set_conv_algo(algo);
+    Rng rng(17);
+    nn::Conv2DOptions o{.padding = nn::Padding::same, .activation = nn::Activation::relu};
+    nn::Conv2D conv(16, {3, 3}, o);
+    conv.build(Shape{8, 12, 12});
+    conv.init_params(rng);
+    Tensor x(Shape{2, 8, 12, 12});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+    Tensor y(conv.output_shape().with_batch(2)), want(y.shape());
+    auto fresh = [&](Tensor& out) {
+      nn::Conv2D other(16, {3, 3}, o);
+      other.build(Shape{8, 12, 12});
+      other.weight().copy_from(conv.weight());
+      other.bias().copy_from(conv.bias());
+      other.forward(x, out, nn::Phase::infer);
+    };
+    auto same = [&] {
+      conv.forward(x, y, nn::Phase::infer);
+      fresh(want);
+      for (int64_t i = 0; i < y.numel(); ++i) REQUIRE(same_bits(y[i], want[i]));
+    };
+    same();
+    same();  // the kept transform
+    const Tensor first = y.clone();
+    const float w5 = conv.weight()[5];
+    conv.weight()[5] = w5 + 0.25f;  // one weight changed
+    same();
+    bool changed = false;
+    for (int64_t i = 0; i < y.numel(); ++i) changed |= !same_bits(y[i], first[i]);
+    CHECK(changed);
+    conv.weight()[5] = w5;  // and changed back
+    same();
+    for (int64_t i = 0; i < y.numel(); ++i) REQUIRE(same_bits(y[i], first[i]));
+    conv.weight()[conv.weight().numel() - 1] *= -1.0f;  // the last weight
+    same();
+    conv.forward(x, y, nn::Phase::train);  // training forward: the same transform
+    for (int64_t i = 0; i < y.numel(); ++i) REQUIRE(same_bits(y[i], want[i]));
+  }
+  // The tile size changes under a kept transform: F(2x2) after F(4x4).
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::winograd4);
+  Rng rng(18);
+  nn::Conv2D conv(16, {3, 3}, {.padding = nn::Padding::same});
+  conv.build(Shape{8, 12, 12});
+  conv.init_params(rng);
+  Tensor x(Shape{1, 8, 12, 12});
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+  Tensor y4(conv.output_shape().with_batch(1)), y2(y4.shape()), y2b(y4.shape());
+  conv.forward(x, y4, nn::Phase::infer);
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::winograd);
+  conv.forward(x, y2, nn::Phase::infer);
+  nn::Conv2D other(16, {3, 3}, {.padding = nn::Padding::same});
+  other.build(Shape{8, 12, 12});
+  other.weight().copy_from(conv.weight());
+  other.bias().copy_from(conv.bias());
+  other.forward(x, y2b, nn::Phase::infer);
+  for (int64_t i = 0; i < y2.numel(); ++i) REQUIRE(same_bits(y2[i], y2b[i]));
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
+}
+
 TEST_CASE("gemm_nt_small: every ISA agrees with the reference GEMM", "[kernels][gemm]") {
   // C = A B^T + beta C with rows of A and B contiguous along K. Both are float sums of K products
   // in different orders: |fast - ref| <= (2K + 16) u (S + |beta C0|), S = sum_k |a_ik b_jk|.
@@ -738,7 +804,7 @@ TEST_CASE("gemm_nt_small: every ISA agrees with the reference GEMM", "[kernels][
   const double u = std::ldexp(1.0, -24);
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
-    for (int64_t M : {1, 3, 4, 5, 32})
+    for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 32})
       for (int64_t N : {1, 4, 9, 27})
         for (int64_t K : {1, 15, 16, 17, 100, 2688})
           for (float beta : {0.0f, 1.0f}) {
@@ -767,6 +833,16 @@ TEST_CASE("gemm_nt_small: every ISA agrees with the reference GEMM", "[kernels][
                                 b[static_cast<size_t>(j * ldb + k)]);
                 REQUIRE(std::abs(double(got[at]) - want[at]) <= (2.0 * double(K) + 16) * u * s);
               }
+            // Each result's order of sums depends only on K: row i alone gives the same bits as
+            // row i in a block of rows (Dense's forward at batch 1 and in a small batch agree).
+            for (int64_t i = 0; i < M; ++i) {
+              std::vector<float> row(c0.begin() + i * ldc, c0.begin() + (i + 1) * ldc);
+              t.gemm_nt_small(1, N, K, a.data() + i * lda, lda, b.data(), ldb, beta, row.data(),
+                              ldc);
+              for (int64_t j = 0; j < N; ++j)
+                REQUIRE(
+                    same_bits(row[static_cast<size_t>(j)], got[static_cast<size_t>(i * ldc + j)]));
+            }
           }
   }
 }

@@ -49,6 +49,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "imgsim/error.hpp"
@@ -561,8 +562,9 @@ WinoLayer wino_layer(const kernels::Im2colGeometry& g, int64_t k, int64_t tile) 
   return w;
 }
 
+// u: the filters transformed by transform_filters(w, K, C, false, tile, u).
 void wino_forward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
-                  Tensor& y, const float* w, const float* b, Activation act, float slope,
+                  Tensor& y, const float* u, const float* b, Activation act, float slope,
                   Tensor& work) {
   const int64_t n = x.dim(0), C = g.channels;
   const WinoLayer wl = wino_layer(g, K, tile);
@@ -574,16 +576,14 @@ void wino_forward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, con
   const int64_t nchunks = ceil_div(tiles, chunk);
   const int64_t workers =
       workers_for(nchunks, 2.0 * double(K) * double(C) * double(xis) * double(tiles));
-  work.resize(Shape{pl.ufl + workers * pl.buf});
-  float* u = work.data();
-  transform_filters(w, K, C, false, tile, u);
+  work.resize(Shape{workers * pl.buf});
   const kernels::KernelTable& kt = kernels::table();
   // tanh / sigmoid are applied afterwards (the output kernel fuses linear, relu, leaky_relu).
   const bool fused =
       act == Activation::linear || act == Activation::relu || act == Activation::leaky_relu;
   std::atomic<int64_t> next{0};
   kernels::parallel_for(workers, [&](int64_t wk) {
-    float* v = work.data() + pl.ufl + wk * pl.buf;
+    float* v = work.data() + wk * pl.buf;
     float* m = v + xis * C * pl.ld;
     for (int64_t ci; (ci = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
       const int64_t t0 = ci * chunk, t1 = t0 + chunk < tiles ? t0 + chunk : tiles;
@@ -693,14 +693,33 @@ int64_t winograd_tile(Size2 kernel, Size2 stride, const kernels::Im2colGeometry&
 
 }  // namespace
 
+// Transforming the filters costs about as much as a batch-1 forward's input transform (36 x K x C
+// scattered stores), so it is done again only when the weights differ, bit for bit, from the ones
+// it was done for: once per training step, once for all inference calls. Comparing the weights
+// is a read of K x C x 9 floats.
+const float* Conv2D::wino_filters(int64_t tile) {
+  const int64_t xis = (tile + 2) * (tile + 2);
+  const int64_t count = weight_.numel();
+  if (wino_tile_ == tile && wino_w_.numel() == count &&
+      std::memcmp(wino_w_.data(), weight_.data(),
+                  static_cast<std::size_t>(count) * sizeof(float)) == 0)
+    return wino_u_.data();
+  wino_u_.resize(Shape{round_up(xis * filters_ * in_shape_[0], 16)});
+  wino_w_.resize(Shape{count});
+  std::copy(weight_.data(), weight_.data() + count, wino_w_.data());
+  transform_filters(weight_.data(), filters_, in_shape_[0], false, tile, wino_u_.data());
+  wino_tile_ = tile;
+  return wino_u_.data();
+}
+
 void Conv2D::forward(const Tensor& x, Tensor& y, Phase phase) {
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0) return;
   const int64_t per = phase == Phase::train ? n : 1;
   if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, per, false)) {
-    wino_forward(g, filters_, tile, x, y, weight_.data(), opt_.use_bias ? bias_.data() : nullptr,
-                 opt_.activation, opt_.leaky_slope, work_);
+    wino_forward(g, filters_, tile, x, y, wino_filters(tile),
+                 opt_.use_bias ? bias_.data() : nullptr, opt_.activation, opt_.leaky_slope, work_);
     return;
   }
   const Plan pl = make_plan(g, filters_, n);

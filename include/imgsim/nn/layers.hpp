@@ -86,6 +86,11 @@ class Conv2D : public Layer {
   int64_t pt_ = 0, pl_ = 0, pb_ = 0, pr_ = 0;
   Tensor weight_, bias_, dweight_, dbias_;
   Tensor work_;  // planned scratch (im2col columns, pre-activation gradient)
+  // Winograd forward: the transformed filters, and the weights and tile they were computed from
+  // (recomputed only when the weights change, i.e. not between inference calls).
+  Tensor wino_u_, wino_w_;
+  int64_t wino_tile_ = 0;
+  const float* wino_filters(int64_t tile);
 };
 
 struct MaxPool2DOptions {
