@@ -472,9 +472,11 @@ void filter_transform4(Get g, float* u, int64_t stride) {
 }
 
 // U[xi] (K x C) from W (K, C, 3, 3); with rotate, U'[xi] (C x K) from the filters rotated by 180
-// degrees (the backward-data convolution).
-void transform_filters(const float* w, int64_t K, int64_t C, bool rotate, int64_t tile, float* u) {
-  for (int64_t k = 0; k < K; ++k)
+// degrees (the backward-data convolution). Filters [k0, k1) only, if given.
+void transform_filters(const float* w, int64_t K, int64_t C, bool rotate, int64_t tile, float* u,
+                       int64_t k0 = 0, int64_t k1 = -1) {
+  if (k1 < 0) k1 = K;
+  for (int64_t k = k0; k < k1; ++k)
     for (int64_t c = 0; c < C; ++c) {
       const float* g = w + (k * C + c) * 9;
       auto plain = [&](int r, int s) { return g[r * 3 + s]; };
@@ -494,8 +496,9 @@ void transform_filters(const float* w, int64_t K, int64_t C, bool rotate, int64_
     }
 }
 
-// F(4x4, 3x3): dW (K, C, 3, 3) += G^T dU G, dU[xi] (K x C), xi = 6i + j.
-void add_filter_gradient4(const float* du, int64_t K, int64_t C, float* dw) {
+// F(4x4, 3x3): dW (K, C, 3, 3) += G^T dU G, dU[xi] (K x C), xi = 6i + j, for filters [k0, k1).
+void add_filter_gradient4(const float* du, int64_t K, int64_t C, int64_t k0, int64_t k1,
+                          float* dw) {
   const int64_t kc = K * C;
   // b = G^T v for a 6-vector v (G as in filter_transform4).
   auto gt = [](const float* v, float* b) {
@@ -504,7 +507,7 @@ void add_filter_gradient4(const float* du, int64_t K, int64_t C, float* dw) {
     b[1] = d34 / 12.0f - d12 / 6.0f;
     b[2] = (m34 / 6.0f - m12 / 6.0f) + v[5];
   };
-  for (int64_t k = 0; k < K; ++k)
+  for (int64_t k = k0; k < k1; ++k)
     for (int64_t c = 0; c < C; ++c) {
       const float* d = du + k * C + c;
       float t[3][6];  // G^T dU (3 x 6), column by column
@@ -523,10 +526,10 @@ void add_filter_gradient4(const float* du, int64_t K, int64_t C, float* dw) {
     }
 }
 
-// dW (K, C, 3, 3) += G^T dU G, dU[xi] (K x C).
-void add_filter_gradient(const float* du, int64_t K, int64_t C, float* dw) {
+// dW (K, C, 3, 3) += G^T dU G, dU[xi] (K x C), for filters [k0, k1).
+void add_filter_gradient(const float* du, int64_t K, int64_t C, int64_t k0, int64_t k1, float* dw) {
   const int64_t kc = K * C;
-  for (int64_t k = 0; k < K; ++k)
+  for (int64_t k = k0; k < k1; ++k)
     for (int64_t c = 0; c < C; ++c) {
       const float* d = du + k * C + c;
       float t[3][4];  // G^T dU (3 x 4)
@@ -622,7 +625,12 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
   work.resize(Shape{pl.ufl + workers * pl.buf + pl.groups * pl.part});
   float* ut = work.data();  // U' (dx) filters
   float* parts = work.data() + pl.ufl + workers * pl.buf;
-  if (dx) transform_filters(w, K, C, true, tile, ut);
+  if (dx) {
+    const int64_t kparts = workers > 1 ? (K < 4 * workers ? K : 4 * workers) : 1;
+    kernels::parallel_for(kparts, [&](int64_t part) {
+      transform_filters(w, K, C, true, tile, ut, part * K / kparts, (part + 1) * K / kparts);
+    });
+  }
   const kernels::KernelTable& kt = kernels::table();
   const int ac = act_code(act);
   std::atomic<int64_t> next{0};
@@ -665,16 +673,24 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
     }
   });
   if (!weights) return;
-  // dU = dU_0 + dU_1 + ... in group order, then dW += G^T dU G.
-  float* du0 = parts;
-  for (int64_t gi = 1; gi < pl.groups; ++gi) {
-    const float* __restrict p = parts + gi * pl.part;
-    for (int64_t i = 0; i < xis * K * C; ++i) du0[i] += p[i];
-  }
-  if (tile == 4)
-    add_filter_gradient4(du0, K, C, dw);
-  else
-    add_filter_gradient(du0, K, C, dw);
+  // dU = dU_0 + dU_1 + ... in group order, then dW += G^T dU G: split over filters k (rows of
+  // every dU[xi]), so each element is summed in the same order for any thread count.
+  const int64_t kc = K * C;
+  const int64_t kparts = workers > 1 ? (K < 4 * workers ? K : 4 * workers) : 1;
+  kernels::parallel_for(kparts, [&](int64_t part) {
+    const int64_t k0 = part * K / kparts, k1 = (part + 1) * K / kparts;
+    for (int64_t xi = 0; xi < xis; ++xi) {
+      float* __restrict d = parts + xi * kc + k0 * C;
+      for (int64_t gi = 1; gi < pl.groups; ++gi) {
+        const float* __restrict p = parts + gi * pl.part + xi * kc + k0 * C;
+        for (int64_t i = 0; i < (k1 - k0) * C; ++i) d[i] += p[i];
+      }
+    }
+    if (tile == 4)
+      add_filter_gradient4(parts, K, C, k0, k1, dw);
+    else
+      add_filter_gradient(parts, K, C, k0, k1, dw);
+  });
   if (use_bias)
     for (int64_t gi = 0; gi < pl.groups; ++gi)
       for (int64_t kk = 0; kk < K; ++kk) db[kk] += parts[gi * pl.part + xis * K * C + kk];
@@ -707,7 +723,14 @@ const float* Conv2D::wino_filters(int64_t tile) {
   wino_u_.resize(Shape{round_up(xis * filters_ * in_shape_[0], 16)});
   wino_w_.resize(Shape{count});
   std::copy(weight_.data(), weight_.data() + count, wino_w_.data());
-  transform_filters(weight_.data(), filters_, in_shape_[0], false, tile, wino_u_.data());
+  // Split over filters on the pool's threads (each filter's transform is written by one).
+  const int64_t K = filters_, C = in_shape_[0];
+  const int64_t threads = num_threads();
+  const int64_t parts = threads > 1 && K * C >= 1024 ? (K < 4 * threads ? K : 4 * threads) : 1;
+  kernels::parallel_for(parts, [&](int64_t p) {
+    transform_filters(weight_.data(), K, C, false, tile, wino_u_.data(), p * K / parts,
+                      (p + 1) * K / parts);
+  });
   wino_tile_ = tile;
   return wino_u_.data();
 }
