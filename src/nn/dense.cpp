@@ -66,13 +66,17 @@ std::vector<Param> Dense::params() {
 
 namespace {
 
-// Up to this batch the forward is gemm_nt_small: each unit's output a dot product of two
-// contiguous rows (x and a row of W), every weight read once from memory for the whole batch.
-// The blocked GEMM would first pack W, i.e. read and write all of it, which at batch 1 cost 3x
-// the product (the seed model's 86528 x 128 weights, 44 MB: 4.7 ms against a 1.1 ms read).
-constexpr int64_t kRowsBatchMax = 3;
-// Units per parallel part of that path, and the work (multiply-adds) below which it stays on
-// one thread.
+// The forward is gemm_nt_small at every batch: each unit's output a dot product of two
+// contiguous rows (x and a row of W), summed in an order that depends only on d, so a row's
+// output has the same bits alone and in any batch, in training and in inference (an image's
+// embedding does not depend on the batch it is embedded in; the blocked GEMM sums in another
+// order, and with it above batch 3 the outputs differed in the last bits). At small batches it is
+// also the fast way: the blocked GEMM would first pack W, i.e. read and write all of it, which
+// at batch 1 cost 3x the product (the seed model's 86528 x 128 weights, 44 MB: 4.7 ms against
+// a 1.1 ms read); at batch 32 the two are within a few per cent.
+// Units per part (parts run in parallel, or one after the other on one thread: a part's rows of
+// W are then read from memory once and reused, from cache, by every row of x), and the work
+// (multiply-adds) below which it stays on one thread.
 constexpr int64_t kRowsUnitsPerPart = 12;  // whole column blocks (3 or 4) of gemm_nt_small
 constexpr int64_t kRowsParallelMin = int64_t{1} << 18;
 
@@ -80,21 +84,16 @@ constexpr int64_t kRowsParallelMin = int64_t{1} << 18;
 
 void Dense::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
   const int64_t n = x.dim(0), d = in_shape_[0], u = units_;
-  if (n <= kRowsBatchMax) {
-    const kernels::GemmNtSmallFn nt = kernels::table().gemm_nt_small;
-    auto part = [&](int64_t j0, int64_t j1) {
-      nt(n, j1 - j0, d, x.data(), d, weight_.data() + j0 * d, d, 0.0f, y.data() + j0, u);
-    };
-    const int64_t parts = (u + kRowsUnitsPerPart - 1) / kRowsUnitsPerPart;
-    if (n * u * d < kRowsParallelMin || parts < 2 || num_threads() == 1) {
-      part(0, u);
-    } else {
-      kernels::parallel_for(parts, [&](int64_t i) {
-        part(i * kRowsUnitsPerPart, std::min(u, (i + 1) * kRowsUnitsPerPart));
-      });
-    }
+  const kernels::GemmNtSmallFn nt = kernels::table().gemm_nt_small;
+  const int64_t parts = (u + kRowsUnitsPerPart - 1) / kRowsUnitsPerPart;
+  auto part = [&](int64_t i) {
+    const int64_t j0 = i * kRowsUnitsPerPart, j1 = std::min(u, j0 + kRowsUnitsPerPart);
+    nt(n, j1 - j0, d, x.data(), d, weight_.data() + j0 * d, d, 0.0f, y.data() + j0, u);
+  };
+  if (n * u * d < kRowsParallelMin || parts < 2 || num_threads() == 1) {
+    for (int64_t i = 0; i < parts; ++i) part(i);
   } else {
-    kernels::sgemm(false, true, n, u, d, 1.0f, x.data(), d, weight_.data(), d, 0.0f, y.data(), u);
+    kernels::parallel_for(parts, part);
   }
   if (opt_.use_bias) {
     for (int64_t r = 0; r < n; ++r) {
