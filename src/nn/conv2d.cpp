@@ -471,6 +471,12 @@ void filter_transform4(Get g, float* u, int64_t stride) {
   }
 }
 
+// Parts of the K filters for splitting per-filter work (filter transforms, the dU sum and
+// G^T dU G) over `workers` threads: a few per worker, so that uneven filters balance.
+int64_t filter_parts(int64_t K, int64_t workers) {
+  return workers > 1 ? (K < 4 * workers ? K : 4 * workers) : 1;
+}
+
 // U[xi] (K x C) from W (K, C, 3, 3); with rotate, U'[xi] (C x K) from the filters rotated by 180
 // degrees (the backward-data convolution). Filters [k0, k1) only, if given.
 void transform_filters(const float* w, int64_t K, int64_t C, bool rotate, int64_t tile, float* u,
@@ -626,7 +632,7 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
   float* ut = work.data();  // U' (dx) filters
   float* parts = work.data() + pl.ufl + workers * pl.buf;
   if (dx) {
-    const int64_t kparts = workers > 1 ? (K < 4 * workers ? K : 4 * workers) : 1;
+    const int64_t kparts = filter_parts(K, workers);
     kernels::parallel_for(kparts, [&](int64_t part) {
       transform_filters(w, K, C, true, tile, ut, part * K / kparts, (part + 1) * K / kparts);
     });
@@ -676,7 +682,7 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
   // dU = dU_0 + dU_1 + ... in group order, then dW += G^T dU G: split over filters k (rows of
   // every dU[xi]), so each element is summed in the same order for any thread count.
   const int64_t kc = K * C;
-  const int64_t kparts = workers > 1 ? (K < 4 * workers ? K : 4 * workers) : 1;
+  const int64_t kparts = filter_parts(K, workers);
   kernels::parallel_for(kparts, [&](int64_t part) {
     const int64_t k0 = part * K / kparts, k1 = (part + 1) * K / kparts;
     for (int64_t xi = 0; xi < xis; ++xi) {
@@ -725,8 +731,7 @@ const float* Conv2D::wino_filters(int64_t tile) {
   std::copy(weight_.data(), weight_.data() + count, wino_w_.data());
   // Split over filters on the pool's threads (each filter's transform is written by one).
   const int64_t K = filters_, C = in_shape_[0];
-  const int64_t threads = num_threads();
-  const int64_t parts = threads > 1 && K * C >= 1024 ? (K < 4 * threads ? K : 4 * threads) : 1;
+  const int64_t parts = K * C >= 1024 ? filter_parts(K, num_threads()) : 1;
   kernels::parallel_for(parts, [&](int64_t p) {
     transform_filters(weight_.data(), K, C, false, tile, wino_u_.data(), p * K / parts,
                       (p + 1) * K / parts);
