@@ -241,6 +241,73 @@ TEST_CASE("Embedder flip averaging: mirror images embed alike", "[embedder]") {
   CHECK_THROWS_AS(Preprocessing::from_metadata(md, Shape{3, 64, 64}), FormatError);
 }
 
+TEST_CASE("Embedder shift averaging: the normalised sum over the shifted views", "[embedder]") {
+  // Two inputs (3 x 16 x 16, already normalised); each view built element by element.
+  Tensor x({2, 3, 16, 16});
+  Rng rng(5);
+  for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+  auto view = [&](bool fx, int dx, int dy) {
+    Tensor v(x.shape());
+    for (int64_t p = 0; p < 6; ++p)
+      for (int r = 0; r < 16; ++r)
+        for (int q = 0; q < 16; ++q) {
+          const int sr = std::clamp(r + dy, 0, 15), sq = std::clamp(q + dx, 0, 15);
+          v[(p * 16 + r) * 16 + q] = x[(p * 16 + sr) * 16 + (fx ? 15 - sq : sq)];
+        }
+    return v;
+  };
+  Embedder plain(tiny_model());
+  for (const bool flips : {false, true})
+    for (const int s : {1, 3}) {
+      INFO("flips " << flips << ", shift " << s);
+      Embedder e(tiny_model());
+      e.set_shift_average(s);
+      if (flips) e.set_flip_average(Preprocessing::Flips::h);
+      const Tensor got = e.embed_inputs(x);
+      std::vector<double> sum(16, 0.0);
+      for (const bool fx : {false, true}) {
+        if (fx && !flips) continue;
+        for (const auto& [dx, dy] : {std::pair{0, 0}, {s, 0}, {-s, 0}, {0, s}, {0, -s}}) {
+          const Tensor one = plain.embed_inputs(view(fx, dx, dy));
+          for (int t = 0; t < 16; ++t) sum[static_cast<std::size_t>(t)] += one[t];
+        }
+      }
+      for (int i = 0; i < 2; ++i) {
+        double n = 0.0;
+        for (int t = 0; t < 8; ++t)
+          n += sum[static_cast<std::size_t>(i * 8 + t)] * sum[static_cast<std::size_t>(i * 8 + t)];
+        for (int t = 0; t < 8; ++t)
+          CHECK(got[i * 8 + t] ==
+                Approx(sum[static_cast<std::size_t>(i * 8 + t)] / std::sqrt(n)).margin(1e-5));
+      }
+      // The views matter: the average is not the plain embedding.
+      const Tensor base = plain.embed_inputs(x);
+      CHECK(cosine({got.data(), 8}, {base.data(), 8}) < 0.9999f);
+    }
+  // Off again: the plain embedding, bit for bit.
+  Embedder e(tiny_model());
+  e.set_shift_average(2);
+  e.set_shift_average(0);
+  const Tensor a = e.embed_inputs(x), b = plain.embed_inputs(x);
+  for (int64_t i = 0; i < a.numel(); ++i) CHECK(a[i] == b[i]);
+  CHECK_THROWS_AS(e.set_shift_average(9), InvalidArgument);
+  CHECK_THROWS_AS(e.set_shift_average(-1), InvalidArgument);
+  CHECK(e.preprocessing().shift_average == 0);
+  // Metadata: written only when on; malformed values refused.
+  std::map<std::string, std::string> md;
+  Preprocessing p;
+  p.to_metadata(md);
+  CHECK(md.count(kMetaShiftAverage) == 0);
+  p.shift_average = 2;
+  p.to_metadata(md);
+  CHECK(md.at(kMetaShiftAverage) == "2");
+  CHECK(Preprocessing::from_metadata(md, Shape{3, 64, 64}).shift_average == 2);
+  for (const char* bad : {"9", "-1", "x", "", "1.5"}) {
+    md[kMetaShiftAverage] = bad;
+    CHECK_THROWS_AS(Preprocessing::from_metadata(md, Shape{3, 64, 64}), FormatError);
+  }
+}
+
 TEST_CASE("Embedder::compare: symmetric, 1 for identical images", "[embedder]") {
   Embedder e(tiny_model());
   const image::Image a = random_image(30, 20, 1), b = random_image(18, 25, 2);

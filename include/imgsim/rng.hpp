@@ -21,6 +21,17 @@ class Rng {
   // A generator seeded from this one: independent streams for workers or sub-tasks.
   Rng split();
 
+  // The whole state, to save and restore a generator (training checkpoints): a generator given
+  // another's state draws the same numbers from then on.
+  struct State {
+    uint64_t s[4] = {0, 0, 0, 0};
+    bool has_spare = false;
+    float spare = 0.0f;
+  };
+  State state() const;
+  // InvalidArgument for the all-zero word state, which xoshiro never leaves.
+  void set_state(const State& st);
+
  private:
   uint64_t s_[4];
   bool has_spare_ = false;

@@ -39,6 +39,7 @@ struct EvalArgs {
   std::string predictions;   // --predictions FILE (bench mode)
   int64_t top = 100;         // --top N predictions kept per query, 0: every pair (bench mode)
   std::string flip_average;  // "": the model's; none, h, hv: override
+  int shift_average = -1;    // -1: the model's; 0..8: override
 };
 
 const char* flips_name(similarity::Preprocessing::Flips f) {
@@ -54,6 +55,7 @@ similarity::Embedder eval_embedder(const EvalArgs& a) {
     e.set_flip_average(a.flip_average == "hv"  ? Flips::hv
                        : a.flip_average == "h" ? Flips::h
                                                : Flips::none);
+  if (a.shift_average >= 0) e.set_shift_average(a.shift_average);
   return e;
 }
 
@@ -183,6 +185,7 @@ void run_bench(const EvalArgs& a) {
     json j;
     j["model"] = e.path();
     j["flip_average"] = flips_name(e.preprocessing().flip_average);
+    j["shift_average"] = e.preprocessing().shift_average;
     j["bench"] = a.bench;
     j["database"] = bench.db.size();
     j["queries"] = bench.queries.size();
@@ -270,6 +273,7 @@ void run_eval(const EvalArgs& a) {
     json j;
     j["model"] = e.path();
     j["flip_average"] = flips_name(e.preprocessing().flip_average);
+    j["shift_average"] = e.preprocessing().shift_average;
     j["data"] = what;
     j["images"] = n;
     j["queries"] = m.queries;
@@ -315,6 +319,10 @@ void add_eval_command(CLI::App& app) {
                   "none, h or hv: override the model's flip averaging (embed each image and its "
                   "mirror images and add them; default: what the model file says)")
       ->check(CLI::IsMember({"none", "h", "hv"}));
+  sub->add_option("--shift-average", a->shift_average,
+                  "0..8: override the model's shift averaging (also embed each view shifted by "
+                  "this many pixels left, right, up and down and add them; 0: off)")
+      ->check(CLI::Range(0, similarity::Preprocessing::kMaxShiftAverage));
   sub->add_option("--predictions", a->predictions,
                   "with --bench: also write the scored pairs as CSV query_id,db_id,score "
                   "(what imgsim-ndbench-score reads)")

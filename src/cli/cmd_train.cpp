@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -26,6 +27,7 @@
 #include "imgsim/nn/metric_loss.hpp"
 #include "imgsim/nn/optimizer.hpp"
 #include "imgsim/nn/sequential.hpp"
+#include "imgsim/nn/serialize.hpp"
 #include "imgsim/rng.hpp"
 #include "imgsim/runtime/cpu.hpp"
 #include "imgsim/similarity/retrieval.hpp"
@@ -48,6 +50,7 @@ struct TrainArgs {
   int depth = 1;
   std::string head = "flatten";
   std::string flip_average = "none";
+  int shift_average = 0;
   int epochs = 10;
   int repeats = 1;
   int cache_side = 0;
@@ -76,6 +79,8 @@ struct TrainArgs {
   double target_precision = 0.0;
   int64_t pairs = 5000;
   int64_t max_memory_mb = 2048;
+  std::string checkpoint;  // resume from / save to after every epoch
+  int stop_after = 0;      // with a checkpoint: epochs of this run (0: all)
 };
 
 // --- data ------------------------------------------------------------------------------------
@@ -406,6 +411,56 @@ Tensor embed_tensor(Sequential& model, const Tensor& x, const similarity::Prepro
   return out;
 }
 
+// --- checkpoints -----------------------------------------------------------------------------
+//
+// The program's part of a training checkpoint (Sequential::save_checkpoint's `extra`): a tag,
+// the run's key (every option that changes the result), the epochs done, the state of the
+// generators (batches order, flips, erasing; P x K draws), the shuffled order and the history.
+// Resuming restores them, so a run stopped after any epoch and resumed gives the same bits.
+
+constexpr const char* kCheckpointTag = "imgsim-train-checkpoint/1";
+
+struct RunState {
+  std::string key;
+  int epochs_done = 0;
+  Rng::State rng, pk_rng;
+  bool has_pk = false;
+  std::vector<int64_t> order;
+  std::string history;
+};
+
+std::vector<uint8_t> encode_progress(const RunState& p) {
+  nn::ByteWriter w;
+  w.str(kCheckpointTag);
+  w.str(p.key);
+  w.u32(static_cast<uint32_t>(p.epochs_done));
+  w.rng_state(p.rng);
+  w.u8(p.has_pk ? 1 : 0);
+  if (p.has_pk) w.rng_state(p.pk_rng);
+  w.u64(p.order.size());
+  for (int64_t v : p.order) w.i64(v);
+  w.str(p.history);
+  return w.buffer();
+}
+
+RunState decode_progress(const std::vector<uint8_t>& bytes, const std::string& path) {
+  nn::ByteReader r(bytes.data(), bytes.size(), "training checkpoint '" + path + "'");
+  RunState p;
+  if (r.str("tag") != kCheckpointTag) r.fail("not written by imgsim train");
+  p.key = r.str("run key");
+  p.epochs_done = static_cast<int>(r.u32("epochs done"));
+  p.rng = r.rng_state("generator");
+  p.has_pk = r.u8("P x K flag") != 0;
+  if (p.has_pk) p.pk_rng = r.rng_state("P x K generator");
+  const uint64_t n = r.u64("order length");
+  if (n > r.remaining() / 8) r.fail("order length beyond the end of the file");
+  p.order.resize(static_cast<std::size_t>(n));
+  for (int64_t& v : p.order) v = r.i64("order");
+  p.history = r.str("history");
+  if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected bytes");
+  return p;
+}
+
 // --- calibration -----------------------------------------------------------------------------
 
 struct Pairs {
@@ -509,6 +564,8 @@ void run_train(const TrainArgs& args) {
     throw UsageError("train: --embedding " + a.embedding + " needs --mode classifier");
   if (a.erase > 0 && a.mode == "selfsup")
     throw UsageError("train: --erase needs --mode classifier or metric (selfsup has --views)");
+  if (a.stop_after > 0 && a.checkpoint.empty())
+    throw UsageError("train: --stop-after needs --checkpoint");
   if (a.size != 0 && (a.size < 4 || a.size > 1024))
     throw UsageError("train: --size must be in 4..1024");
   if (a.channels != 0 && a.channels != 1 && a.channels != 3)
@@ -610,8 +667,74 @@ void run_train(const TrainArgs& args) {
   std::iota(order.begin(), order.end(), int64_t{0});
   std::vector<int64_t> idx;
   json history = json::array();
+  const std::string recipe =
+      "mode=" + a.mode + " loss=" + loss + " data=" + a.data + " dim=" + std::to_string(a.dim) +
+      " size=" + std::to_string(S) + " channels=" + std::to_string(C) +
+      " width=" + std::to_string(a.width) + " depth=" + std::to_string(a.depth) +
+      " head=" + a.head + (a.flip_average != "none" ? " flip-average=" + a.flip_average : "") +
+      (a.shift_average > 0 ? " shift-average=" + std::to_string(a.shift_average) : "") +
+      " epochs=" + std::to_string(a.epochs) +
+      (a.repeats > 1 ? " repeats=" + std::to_string(a.repeats) : std::string()) +
+      " batch=" + std::to_string(batch) +
+      (loss == "triplet" ? " mining=" + a.mining : std::string()) +
+      (loss == "cosface" ? " scale=" + fmt("%g", a.scale) : std::string()) +
+      (loss == "supcon" ? " temperature=" + fmt("%g", a.temperature) : std::string()) +
+      (a.embedding != "features" ? " embedding=" + a.embedding : std::string()) +
+      (a.label_smoothing > 0 ? " label-smoothing=" + fmt("%g", a.label_smoothing) : std::string()) +
+      (std::isnan(a.margin) ? std::string() : " margin=" + fmt("%g", a.margin)) +
+      " lr=" + fmt("%g", a.lr) + " seed=" + std::to_string(a.seed) + (a.augment ? " augment" : "") +
+      (a.erase > 0 ? " erase=" + fmt("%g", a.erase) : std::string());
 
-  for (int epoch = 0; epoch < a.epochs; ++epoch) {
+  // Resuming: the options that change the result beyond the recipe, then the saved state.
+  const std::string run_key =
+      recipe + " weight-decay=" + fmt("%g", a.weight_decay) + " warmup=" + fmt("%g", a.warmup) +
+      " val-fraction=" + fmt("%g", a.val_fraction) + " val-max=" + std::to_string(a.val_max) +
+      " limit=" + std::to_string(a.limit) + " p=" + std::to_string(pk ? pk->p() : 0) +
+      " k=" + std::to_string(pk ? pk->k() : 0) +
+      (a.mode == "selfsup" ? " views=" + a.views + " cache-side=" + std::to_string(a.cache_side)
+                           : std::string());
+  auto save_checkpoint = [&](int epochs_done) {
+    RunState st;
+    st.key = run_key;
+    st.epochs_done = epochs_done;
+    st.rng = rng.state();
+    st.has_pk = pk != nullptr;
+    if (pk) st.pk_rng = pk->rng().state();
+    st.order = order;
+    st.history = history.dump();
+    net.save_checkpoint(a.checkpoint, encode_progress(st));
+  };
+  int first_epoch = 0;
+  if (!a.checkpoint.empty() && !std::filesystem::exists(a.checkpoint)) {
+    save_checkpoint(0);  // the starting state: a path that cannot be written fails now
+  } else if (!a.checkpoint.empty()) {
+    const RunState st = decode_progress(net.load_checkpoint(a.checkpoint), a.checkpoint);
+    if (st.key != run_key)
+      throw Error("train: checkpoint '" + a.checkpoint +
+                  "' was written by a run with other options (" + st.key +
+                  "); give the same options, or remove it to start again");
+    std::vector<char> seen(order.size(), 0);
+    bool permutation = st.order.size() == order.size();
+    for (std::size_t i = 0; permutation && i < st.order.size(); ++i) {
+      const int64_t v = st.order[i];
+      permutation = v >= 0 && v < n_train && !seen[static_cast<std::size_t>(v)];
+      if (permutation) seen[static_cast<std::size_t>(v)] = 1;
+    }
+    if (st.epochs_done > a.epochs || !permutation || st.has_pk != bool(pk))
+      throw FormatError("training checkpoint '" + a.checkpoint + "': does not fit this run");
+    first_epoch = st.epochs_done;
+    rng.set_state(st.rng);
+    if (pk) pk->rng().set_state(st.pk_rng);
+    order = st.order;
+    history = json::parse(st.history, nullptr, false);
+    if (!history.is_array())
+      throw FormatError("training checkpoint '" + a.checkpoint + "': bad history");
+    if (!common().quiet)
+      std::cerr << "resuming from " << a.checkpoint << " after epoch " << first_epoch << "/"
+                << a.epochs << "\n";
+  }
+
+  for (int epoch = first_epoch; epoch < a.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     if (views) views->set_epoch(static_cast<uint64_t>(epoch));
     Progress bar("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(a.epochs), steps,
@@ -687,6 +810,22 @@ void run_train(const TrainArgs& args) {
     ep["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     history.push_back(ep);
     bar.finish(status);
+    if (!a.checkpoint.empty()) {
+      save_checkpoint(epoch + 1);
+      if (a.stop_after > 0 && epoch + 1 - first_epoch >= a.stop_after && epoch + 1 < a.epochs) {
+        if (common().json)
+          std::cout << json{{"checkpoint", a.checkpoint},
+                            {"epochs_done", epoch + 1},
+                            {"epochs", a.epochs},
+                            {"history", history}}
+                           .dump(2)
+                    << '\n';
+        else
+          std::cout << "stopped after epoch " << epoch + 1 << "/" << a.epochs << "; "
+                    << a.checkpoint << " holds the state: run the same command to go on\n";
+        return;
+      }
+    }
   }
 
   // The model file: the embedding network with its preprocessing and recipe.
@@ -697,27 +836,13 @@ void run_train(const TrainArgs& args) {
   pre.flip_average = a.flip_average == "hv"  ? similarity::Preprocessing::Flips::hv
                      : a.flip_average == "h" ? similarity::Preprocessing::Flips::h
                                              : similarity::Preprocessing::Flips::none;
+  pre.shift_average = a.shift_average;
   pre.to_metadata(final_model.metadata());
   auto& md = final_model.metadata();
   md["imgsim.train.mode"] = a.mode;
   md["imgsim.train.loss"] = loss;
   md["imgsim.train.data"] = a.data;
-  md["imgsim.train.recipe"] =
-      "mode=" + a.mode + " loss=" + loss + " data=" + a.data + " dim=" + std::to_string(a.dim) +
-      " size=" + std::to_string(S) + " channels=" + std::to_string(C) +
-      " width=" + std::to_string(a.width) + " depth=" + std::to_string(a.depth) +
-      " head=" + a.head + (a.flip_average != "none" ? " flip-average=" + a.flip_average : "") +
-      " epochs=" + std::to_string(a.epochs) +
-      (a.repeats > 1 ? " repeats=" + std::to_string(a.repeats) : std::string()) +
-      " batch=" + std::to_string(batch) +
-      (loss == "triplet" ? " mining=" + a.mining : std::string()) +
-      (loss == "cosface" ? " scale=" + fmt("%g", a.scale) : std::string()) +
-      (loss == "supcon" ? " temperature=" + fmt("%g", a.temperature) : std::string()) +
-      (a.embedding != "features" ? " embedding=" + a.embedding : std::string()) +
-      (a.label_smoothing > 0 ? " label-smoothing=" + fmt("%g", a.label_smoothing) : std::string()) +
-      (std::isnan(a.margin) ? std::string() : " margin=" + fmt("%g", a.margin)) +
-      " lr=" + fmt("%g", a.lr) + " seed=" + std::to_string(a.seed) + (a.augment ? " augment" : "") +
-      (a.erase > 0 ? " erase=" + fmt("%g", a.erase) : std::string());
+  md["imgsim.train.recipe"] = recipe;
   similarity::Embedder e(std::move(final_model));
 
   json out;
@@ -850,6 +975,12 @@ void add_train_command(CLI::App& app) {
                    "inference work) or hv (also top-bottom, four times)")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "h", "hv"}));
+  g_arch
+      ->add_option("--shift-average", a->shift_average,
+                   "also embed each of those views shifted by this many pixels left, right, up "
+                   "and down (edges repeated) and add them: five times the work (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, similarity::Preprocessing::kMaxShiftAverage));
   g_arch->add_option("--width", a->width, "filters of the first conv block (doubling per block)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
@@ -928,6 +1059,16 @@ void add_train_command(CLI::App& app) {
   g_data->add_option("--val-max", a->val_max, "at most this many held-out images")
       ->capture_default_str()
       ->check(non_negative());
+  g_opt
+      ->add_option("--checkpoint", a->checkpoint,
+                   "training state file: resumed from when it exists (same options needed), "
+                   "written after every epoch; a stopped run goes on with the same bits")
+      ->capture_default_str();
+  g_opt
+      ->add_option("--stop-after", a->stop_after,
+                   "with --checkpoint: stop after this many epochs of this run (0: all)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   g_data->add_option("--limit", a->limit, "use at most this many training images (quick runs)")
       ->check(non_negative());
   g_data->add_option("--max-memory-mb", a->max_memory_mb, "refuse to load more image data")

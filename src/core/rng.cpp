@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "imgsim/error.hpp"
+
 namespace imgsim {
 
 namespace {
@@ -18,6 +20,22 @@ uint64_t rotl(uint64_t x, int k) {
 
 Rng::Rng(uint64_t seed) {
   for (auto& s : s_) s = splitmix64(seed);
+}
+
+Rng::State Rng::state() const {
+  State st;
+  for (int i = 0; i < 4; ++i) st.s[i] = s_[i];
+  st.has_spare = has_spare_;
+  st.spare = spare_;
+  return st;
+}
+
+void Rng::set_state(const State& st) {
+  if ((st.s[0] | st.s[1] | st.s[2] | st.s[3]) == 0)
+    throw InvalidArgument("Rng::set_state: the all-zero state is not a xoshiro256** state");
+  for (int i = 0; i < 4; ++i) s_[i] = st.s[i];
+  has_spare_ = st.has_spare;
+  spare_ = st.spare;
 }
 
 uint64_t Rng::next_u64() {

@@ -25,6 +25,7 @@
 #include <numbers>
 
 #include "imgsim/error.hpp"
+#include "imgsim/nn/serialize.hpp"
 #include "imgsim/runtime/cpu.hpp"
 #include "kernels/thread_pool.hpp"
 
@@ -74,6 +75,60 @@ void check_range(const char* opt, const char* what, double v, double lo, double 
 constexpr double kInf = 1e300;
 
 }  // namespace
+
+// --- checkpoint state --------------------------------------------------------------------------
+//
+// Record: str type, i64 step count, u32 parameter count (0: no state yet), then, when it is not
+// 0, u32 state tensor count and each tensor (shape checked against what init_state() makes for
+// `params`).
+
+std::vector<Tensor*> Optimizer::mutable_state_tensors() {
+  std::vector<Tensor*> out;
+  for (const Tensor* t : state_tensors()) out.push_back(const_cast<Tensor*>(t));
+  return out;
+}
+
+void Optimizer::save_state(ByteWriter& w) const {
+  w.str(type());
+  w.i64(t_);
+  w.u32(static_cast<uint32_t>(n_params_));
+  if (n_params_ == 0) return;
+  const auto st = state_tensors();
+  w.u32(static_cast<uint32_t>(st.size()));
+  for (const Tensor* t : st) w.tensor(*t);
+}
+
+void Optimizer::load_state(ByteReader& r, const std::vector<Param>& params) {
+  reset();
+  const std::string ty = r.str("optimizer type");
+  if (ty != type()) r.fail("optimizer state is for '" + ty + "', this model uses '" + type() + "'");
+  const int64_t t = r.i64("optimizer step count");
+  const uint32_t n = r.u32("optimizer parameter count");
+  if (t < 0) r.fail("optimizer step count " + std::to_string(t) + " is negative");
+  if (n == 0) {
+    if (t != 0) r.fail("optimizer step count " + std::to_string(t) + " without state");
+    return;
+  }
+  if (n != params.size())
+    r.fail("optimizer state for " + std::to_string(n) + " parameters, this model has " +
+           std::to_string(params.size()));
+  shapes_.clear();
+  for (const Param& p : params) shapes_.push_back(p.value->shape());
+  init_state(params);
+  try {
+    const auto st = mutable_state_tensors();
+    const uint32_t ns = r.u32("optimizer state count");
+    if (ns != st.size())
+      r.fail("optimizer state has " + std::to_string(ns) + " tensors, expected " +
+             std::to_string(st.size()));
+    for (Tensor* x : st) r.tensor_into(*x, "optimizer state");
+  } catch (...) {
+    reset();
+    throw;
+  }
+  n_params_ = params.size();
+  t_ = t;
+}
 
 // --- Optimizer::step --------------------------------------------------------------------------
 
@@ -149,6 +204,12 @@ void SGD::init_state(const std::vector<Param>& params) {
   if (opt_.momentum == 0.0) return;
   velocity_.reserve(params.size());
   for (const Param& p : params) velocity_.emplace_back(p.value->shape());
+}
+
+std::vector<const Tensor*> SGD::state_tensors() const {
+  std::vector<const Tensor*> out;
+  for (const Tensor& t : velocity_) out.push_back(&t);
+  return out;
 }
 
 void SGD::update(const std::vector<Param>& params) {
@@ -236,6 +297,13 @@ void Adam::init_state(const std::vector<Param>& params) {
     m_.emplace_back(p.value->shape());
     v_.emplace_back(p.value->shape());
   }
+}
+
+std::vector<const Tensor*> Adam::state_tensors() const {
+  std::vector<const Tensor*> out;
+  for (const Tensor& t : m_) out.push_back(&t);
+  for (const Tensor& t : v_) out.push_back(&t);
+  return out;
 }
 
 void Adam::update(const std::vector<Param>& params) {

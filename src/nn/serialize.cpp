@@ -49,6 +49,12 @@ void ByteWriter::tensor(const Tensor& t) {
   bytes(t.data(), static_cast<std::size_t>(t.numel()) * sizeof(float));
 }
 
+void ByteWriter::rng_state(const Rng::State& st) {
+  for (uint64_t v : st.s) u64(v);
+  u8(st.has_spare ? 1 : 0);
+  f32(st.spare);
+}
+
 ByteReader::ByteReader(const uint8_t* data, std::size_t size, std::string what)
     : data_(data), size_(size), what_(std::move(what)) {}
 
@@ -149,6 +155,15 @@ void ByteReader::tensor_into(Tensor& t, const char* f) {
   if (s != t.shape())
     fail(std::string(f) + ": expected shape " + t.shape().str() + ", found " + s.str());
   bytes(t.data(), static_cast<std::size_t>(t.numel()) * sizeof(float), f);
+}
+
+Rng::State ByteReader::rng_state(const char* f) {
+  Rng::State st;
+  for (uint64_t& v : st.s) v = u64(f);
+  st.has_spare = u8(f) != 0;
+  st.spare = f32(f);
+  if ((st.s[0] | st.s[1] | st.s[2] | st.s[3]) == 0) fail(std::string(f) + ": all-zero state");
+  return st;
 }
 
 uint32_t crc32(const uint8_t* data, std::size_t n) {

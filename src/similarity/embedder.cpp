@@ -145,6 +145,10 @@ void Preprocessing::validate() const {
   };
   check_list(mean, "mean", false);
   check_list(stddev, "std", true);
+  if (shift_average < 0 || shift_average > kMaxShiftAverage)
+    throw InvalidArgument("Preprocessing: shift_average must be in 0.." +
+                          std::to_string(kMaxShiftAverage) + ", got " +
+                          std::to_string(shift_average));
 }
 
 Preprocessing Preprocessing::from_metadata(const std::map<std::string, std::string>& md,
@@ -206,6 +210,13 @@ Preprocessing Preprocessing::from_metadata(const std::map<std::string, std::stri
     else
       bad_key(kMetaFlipAverage, *v, "expected none, h or hv");
   }
+  if (const std::string* v = get(kMetaShiftAverage)) {
+    long long sh = 0;
+    if (!parse_int(*v, sh) || sh < 0 || sh > kMaxShiftAverage)
+      bad_key(kMetaShiftAverage, *v,
+              "expected a whole number of pixels in 0.." + std::to_string(kMaxShiftAverage));
+    p.shift_average = static_cast<int>(sh);
+  }
   try {
     p.validate();
   } catch (const InvalidArgument& e) {
@@ -228,6 +239,11 @@ void Preprocessing::to_metadata(std::map<std::string, std::string>& md) const {
   md[kMetaFlipAverage] = std::string(flip_average == Flips::none ? "none"
                                      : flip_average == Flips::h  ? "h"
                                                                  : "hv");
+  // (Written only when on, so that files without it keep their bytes.)
+  if (shift_average > 0)
+    md[kMetaShiftAverage] = std::to_string(shift_average);
+  else
+    md.erase(kMetaShiftAverage);
 }
 
 void Preprocessing::apply(const image::Image& img, float* dst) const {
@@ -317,6 +333,13 @@ void Embedder::init() {
   }
 }
 
+void Embedder::set_shift_average(int pixels) {
+  Preprocessing p = pre_;
+  p.shift_average = pixels;
+  p.validate();
+  pre_ = p;
+}
+
 Tensor Embedder::embed_inputs(const Tensor& inputs, int64_t batch_size) {
   const Shape want{pre_.channels, pre_.height, pre_.width};
   if (inputs.rank() != 4 || inputs.shape().without_batch() != want)
@@ -324,29 +347,41 @@ Tensor Embedder::embed_inputs(const Tensor& inputs, int64_t batch_size) {
                      " do not match the model input " + want.with_batch(-1).str());
   Tensor out = model_.predict(inputs, batch_size);
   const int64_t n = inputs.dim(0);
-  if (pre_.flip_average != Preprocessing::Flips::none && n > 0) {
-    // Embed the mirror images too and add (each output is already unit length for an
-    // L2Normalize model; the sum is normalised below either way).
+  const int s = pre_.shift_average;
+  if ((pre_.flip_average != Preprocessing::Flips::none || s > 0) && n > 0) {
+    // Embed the other views too and add (each output is already unit length for an L2Normalize
+    // model; the sum is normalised below either way). Views, in the order they are added: per
+    // flip (none; then left-right; with hv also top-bottom and both), unshifted and then
+    // shifted by s right, left, down and up (pixel (r, q) of the view is the flipped input's
+    // (r + dy, q + dx), clamped at the edges); the plain input is `out` already.
     const int64_t h = inputs.dim(2), w = inputs.dim(3), planes = inputs.numel() / (h * w);
-    Tensor mirrored(inputs.shape());
-    const int variants = pre_.flip_average == Preprocessing::Flips::hv ? 3 : 1;
-    for (int v = 1; v <= variants; ++v) {
-      const bool flip_x = v != 2, flip_y = v >= 2;  // 1: left-right, 2: top-bottom, 3: both
-      const float* src = inputs.data();
-      float* dst = mirrored.data();
-      kernels::parallel_for(planes, [&](int64_t p) {
-        for (int64_t r = 0; r < h; ++r) {
-          const float* a = src + (p * h + (flip_y ? h - 1 - r : r)) * w;
-          float* b = dst + (p * h + r) * w;
-          if (flip_x)
-            for (int64_t j = 0; j < w; ++j) b[j] = a[w - 1 - j];
-          else
-            std::copy(a, a + w, b);
-        }
-      });
-      const Tensor other = model_.predict(mirrored, batch_size);
-      for (int64_t i = 0; i < out.numel(); ++i) out[i] += other[i];
-    }
+    Tensor view(inputs.shape());
+    const int flips = pre_.flip_average == Preprocessing::Flips::hv  ? 4
+                      : pre_.flip_average == Preprocessing::Flips::h ? 2
+                                                                     : 1;
+    const int shifts = s > 0 ? 5 : 1;
+    const int dxs[5] = {0, s, -s, 0, 0}, dys[5] = {0, 0, 0, s, -s};
+    for (int f = 0; f < flips; ++f)
+      for (int k = 0; k < shifts; ++k) {
+        if (f == 0 && k == 0) continue;
+        const bool flip_x = f == 1 || f == 3, flip_y = f >= 2;
+        const int64_t dx = dxs[k], dy = dys[k];
+        const float* src = inputs.data();
+        float* dst = view.data();
+        kernels::parallel_for(planes, [&](int64_t p) {
+          for (int64_t r = 0; r < h; ++r) {
+            const int64_t sr0 = std::clamp<int64_t>(r + dy, 0, h - 1);
+            const float* a = src + (p * h + (flip_y ? h - 1 - sr0 : sr0)) * w;
+            float* b = dst + (p * h + r) * w;
+            for (int64_t j = 0; j < w; ++j) {
+              const int64_t q = std::clamp<int64_t>(j + dx, 0, w - 1);
+              b[j] = a[flip_x ? w - 1 - q : q];
+            }
+          }
+        });
+        const Tensor other = model_.predict(view, batch_size);
+        for (int64_t i = 0; i < out.numel(); ++i) out[i] += other[i];
+      }
   }
   out.reshape({n, dim_});
   l2_normalize_rows(out.data(), n, dim_);

@@ -280,6 +280,13 @@ expect_grep "eval: the model's own flip averaging by default" eval_noflips.out \
   '"flip_average": "none"'
 run err_flips "$IMGSIM" eval --model cos_cls.imgsim --data "$D/classes" --flip-average x
 expect_error err_flips 2 'flip-average'
+run eval_shifts "$IMGSIM" eval --model cos_cls.imgsim --data "$D/classes" --shift-average 1 --json
+expect_grep "eval --shift-average: the override is used and reported" eval_shifts.out \
+  '"shift_average": 1'
+expect_grep "eval: the model's own shift averaging by default" eval_noflips.out \
+  '"shift_average": 0'
+run err_shifts "$IMGSIM" eval --model cos_cls.imgsim --data "$D/classes" --shift-average 9
+expect_error err_shifts 2 'shift-average'
 expect_grep "train --embedding classes: one dimension per class" train_cos_cls.out '"dim": 4,'
 expect_grep "train --embedding classes: held-out class-score metrics" train_cos_cls.out \
   '"val_classes_map_at_r": '
@@ -289,9 +296,44 @@ run embed_cos "$IMGSIM" embed "$A" -o cos.npy --model cos.imgsim
 expect_ok embed_cos
 run train_supcon "$IMGSIM" train --mode metric --loss supcon --temperature 0.2 --augment \
   --erase 0.5 --data "$D/classes" --size 16 --width 4 --dim 8 --epochs 1 --val-fraction 0.25 \
-  -o supcon.imgsim --quiet --json
+  --shift-average 2 -o supcon.imgsim --quiet --json
 expect_ok train_supcon
+run eval_supcon "$IMGSIM" eval --model supcon.imgsim --data "$D/classes" --json
+expect_grep "train --shift-average 2: stored in the model" eval_supcon.out '"shift_average": 2'
 expect_grep "train supcon: held-out metrics" train_supcon.out '"val_map_at_r": '
+# --- checkpoints: a run stopped after an epoch and resumed writes the same model bytes -------
+# (flips, shifts and erasing draw from the saved generators; P x K batches from the sampler's).
+for m in metric selfsup; do
+  if [ $m = metric ]; then
+    args=(--mode metric --loss supcon --augment --erase 0.5 --data "$D/classes" --p 3 --k 4)
+  else
+    args=(--mode selfsup --data "$D/dups" --batch 4)
+  fi
+  args+=(--size 16 --width 4 --dim 8 --epochs 3 --val-fraction 0.25 --seed 9 --quiet)
+  run ck_full_$m "$IMGSIM" train "${args[@]}" -o ck_full_$m.imgsim
+  expect_ok ck_full_$m
+  run ck_stop_$m "$IMGSIM" train "${args[@]}" --checkpoint ck_$m.ckpt --stop-after 2 -o ck_$m.imgsim
+  expect_ok ck_stop_$m
+  expect_grep "train --stop-after 2 ($m): stopped" ck_stop_$m.out 'stopped after epoch 2/3'
+  [ -s ck_$m.ckpt ] && [ ! -e ck_$m.imgsim ] && pass "train --stop-after ($m): checkpoint, no model" ||
+    fail "train --stop-after ($m): expected a checkpoint and no model yet"
+  cp ck_$m.ckpt ck_${m}_copy.ckpt
+  run ck_resume_$m "$IMGSIM" train "${args[@]}" --checkpoint ck_$m.ckpt -o ck_$m.imgsim
+  expect_ok ck_resume_$m
+  cmp -s ck_full_$m.imgsim ck_$m.imgsim && pass "train --checkpoint ($m): resumed = uninterrupted" ||
+    fail "train --checkpoint ($m): the resumed model differs from the uninterrupted one"
+done
+run err_ck_options "$IMGSIM" train "${args[@]}" --lr 0.01 --checkpoint ck_selfsup_copy.ckpt -o x.imgsim
+expect_error err_ck_options 1 'other options'
+head -c 300 ck_selfsup_copy.ckpt >ck_trunc.ckpt
+run err_ck_trunc "$IMGSIM" train "${args[@]}" --checkpoint ck_trunc.ckpt -o x.imgsim
+expect_error err_ck_trunc 1 'ck_trunc\.ckpt.*truncated'
+run err_ck_model "$IMGSIM" train "${args[@]}" --checkpoint ck_full_selfsup.imgsim -o x.imgsim
+expect_error err_ck_model 1 'not an imgsim training checkpoint'
+run err_ck_dir "$IMGSIM" train "${args[@]}" --checkpoint "$W/no/such/dir/c.ckpt" -o x.imgsim
+expect_error err_ck_dir 1 'no/such/dir'
+run err_ck_stop "$IMGSIM" train --mode metric --data "$D/classes" --stop-after 1 -o x.imgsim
+expect_error err_ck_stop 2 'needs --checkpoint'
 run err_erase "$IMGSIM" train --mode metric --erase 1.5 --data "$D/classes" -o x.imgsim
 expect_error err_erase 2 'erase'
 run err_erase_ss "$IMGSIM" train --mode selfsup --erase 0.5 --data "$D/dups" -o x.imgsim

@@ -39,6 +39,8 @@ class PKSampledDataset : public Dataset {
   int64_t k() const { return k_; }
   // Classes that can be drawn (two or more samples).
   int64_t usable_classes() const { return static_cast<int64_t>(classes_.size()); }
+  // The generator of the draws, to save and restore its state (training checkpoints).
+  Rng& rng() { return rng_; }
 
  private:
   Dataset* base_;

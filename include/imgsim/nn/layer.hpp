@@ -80,6 +80,8 @@ class Layer {
 
   // Seed for layers that draw random numbers in forward (Dropout).
   virtual void set_seed(uint64_t /*seed*/) {}
+  // That generator, for training checkpoints (nullptr: the layer draws none).
+  virtual Rng* random_stream() { return nullptr; }
 
   // Shape given at construction through the `input_shape` option (rank 0 if none).
   const Shape& declared_input_shape() const { return declared_input_; }

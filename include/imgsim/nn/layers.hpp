@@ -295,6 +295,7 @@ class Dropout : public Layer {
   void save_config(ByteWriter& w) const override;
   void load_config(ByteReader& r, uint32_t version) override;
   void set_seed(uint64_t seed) override { rng_ = Rng(seed); }
+  Rng* random_stream() override { return &rng_; }
 
  private:
   float rate_ = 0.5f;

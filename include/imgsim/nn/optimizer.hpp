@@ -36,10 +36,22 @@ class Optimizer {
   // Global L2 norm of the gradients before clipping, from the last step.
   double last_grad_norm() const { return last_norm_; }
 
+  // Training checkpoints (Sequential::save_checkpoint): the type, the step count and the
+  // per-parameter state tensors (momentum, moments). load_state reads what save_state wrote for
+  // the same optimizer type and parameter list, so that the next step() computes the same bits
+  // as it would have in the run that saved it; FormatError (via `r`) if the record does not
+  // fit, and the state is then forgotten as by reset(). The learning rate and options are not
+  // part of it (they come from the program that resumes).
+  void save_state(ByteWriter& w) const;
+  void load_state(ByteReader& r, const std::vector<Param>& params);
+
  protected:
   explicit Optimizer(double lr) : lr_(lr) {}
   virtual void init_state(const std::vector<Param>& params) = 0;
   virtual void update(const std::vector<Param>& params) = 0;
+  // The tensors init_state() made, in a fixed order (none for plain SGD).
+  virtual std::vector<const Tensor*> state_tensors() const = 0;
+  std::vector<Tensor*> mutable_state_tensors();
   double lr_;
   int64_t t_ = 0;
   double last_norm_ = 0.0;
@@ -62,6 +74,7 @@ class SGD : public Optimizer {
  private:
   void init_state(const std::vector<Param>& params) override;
   void update(const std::vector<Param>& params) override;
+  std::vector<const Tensor*> state_tensors() const override;
   SGDOptions opt_;
   std::vector<Tensor> velocity_;
 };
@@ -82,6 +95,7 @@ class Adam : public Optimizer {
  protected:
   void init_state(const std::vector<Param>& params) override;
   void update(const std::vector<Param>& params) override;
+  std::vector<const Tensor*> state_tensors() const override;
   AdamOptions opt_;
   bool decoupled_ = false;
   std::vector<Tensor> m_, v_;

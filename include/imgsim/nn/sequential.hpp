@@ -164,6 +164,17 @@ class Sequential {
   void save(const std::string& path) const;
   void load(const std::string& path);
   static Sequential from_file(const std::string& path);
+  // Training checkpoints (docs/file-format.md, "Training checkpoints"): every parameter, the
+  // layers' state and the optimizer's state (step count, moments), plus `extra`, bytes of the
+  // caller's own (its data order, random generators, progress), in a checksummed file written
+  // atomically. load_checkpoint restores them into this built and compiled model, which must
+  // have the same layers (types, names, shapes) and optimizer type, so that the next
+  // train_step computes the same bits as in the run that saved it, and returns `extra`. On
+  // any error (IoError, FormatError) the parameters and layer state are unchanged and the
+  // optimizer's state is forgotten. StateError if the model is not built and compiled. The
+  // generators of layers that draw random numbers (Dropout) are saved and restored too.
+  void save_checkpoint(const std::string& path, const std::vector<uint8_t>& extra) const;
+  std::vector<uint8_t> load_checkpoint(const std::string& path);
   // Free-form key/value strings saved with the model (e.g. a calibrated threshold).
   std::map<std::string, std::string>& metadata();
   const std::map<std::string, std::string>& metadata() const;

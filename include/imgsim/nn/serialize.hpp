@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "imgsim/rng.hpp"
 #include "imgsim/tensor.hpp"
 
 namespace imgsim::nn {
@@ -23,6 +24,8 @@ class ByteWriter {
   void shape(const Shape& s);
   // Shape followed by the raw floats.
   void tensor(const Tensor& t);
+  // A generator's state: 4 u64, u8 spare flag, f32 spare.
+  void rng_state(const Rng::State& st);
   void bytes(const void* p, std::size_t n);
   const std::vector<uint8_t>& buffer() const { return buf_; }
   std::vector<uint8_t>& buffer() { return buf_; }
@@ -45,6 +48,8 @@ class ByteReader {
   Shape shape(const char* field);
   // Reads a tensor and checks that its shape equals `expected`.
   void tensor_into(Tensor& t, const char* field);
+  // What ByteWriter::rng_state wrote; fails on the all-zero state.
+  Rng::State rng_state(const char* field);
   void bytes(void* p, std::size_t n, const char* field);
   std::size_t remaining() const { return size_ - pos_; }
   std::size_t position() const { return pos_; }

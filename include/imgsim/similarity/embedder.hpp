@@ -55,6 +55,7 @@ inline constexpr const char* kMetaFilter = "imgsim.embedder.filter";
 inline constexpr const char* kMetaMean = "imgsim.embedder.mean";
 inline constexpr const char* kMetaStd = "imgsim.embedder.std";
 inline constexpr const char* kMetaFlipAverage = "imgsim.embedder.flip_average";
+inline constexpr const char* kMetaShiftAverage = "imgsim.embedder.shift_average";
 inline constexpr const char* kMetaThreshold = "imgsim.threshold";
 inline constexpr const char* kMetaThresholdSource = "imgsim.threshold.source";
 
@@ -73,6 +74,10 @@ struct Preprocessing {
   // (twice the model work); hv: left-right, top-bottom and both (four times).
   enum class Flips { none, h, hv };
   Flips flip_average = Flips::none;
+  // Shift averaging (0: off): with s > 0, each of those views is also embedded shifted by s
+  // pixels left, right, up and down (edge pixels repeated), five times the model work. 0..8.
+  int shift_average = 0;
+  static constexpr int kMaxShiftAverage = 8;
 
   // Reads the keys above; the input shape (C, H, W) is the model's. FormatError (naming the key
   // and value) for a malformed or inconsistent value, or a model input that is not (1|3, H, W).
@@ -125,6 +130,8 @@ class Embedder {
   // Overrides the model's flip averaging for the following calls (e.g. to measure what test-time
   // flips add without rewriting the model file).
   void set_flip_average(Preprocessing::Flips flips) { pre_.flip_average = flips; }
+  // The same for shift averaging (InvalidArgument outside 0..8).
+  void set_shift_average(int pixels);
   nn::Sequential& model() { return model_; }
   const nn::Sequential& model() const { return model_; }
   // The file the model came from ("" if constructed from a model).
