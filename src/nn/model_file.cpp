@@ -46,6 +46,20 @@ void write_framed(const std::string& path, const char (&magic)[8], uint32_t vers
   write_file_atomic(path, file.buffer());
 }
 
+// A layer's parameters (u32 count, then str name + tensor each) and state tensors (u32 count,
+// then each tensor): the same record in model files and checkpoints.
+void write_tensors(ByteWriter& p, Layer& l) {
+  auto params = l.params();
+  p.u32(static_cast<uint32_t>(params.size()));
+  for (const Param& prm : params) {
+    p.str(prm.name);
+    p.tensor(*prm.value);
+  }
+  auto st = l.state();
+  p.u32(static_cast<uint32_t>(st.size()));
+  for (const Tensor* t : st) p.tensor(*t);
+}
+
 // Checks the header of `bytes` (a file of `kind`, "model" or "training checkpoint") and its
 // checksum; returns the payload's offset.
 std::size_t check_framed(const std::vector<uint8_t>& bytes, const std::string& what,
@@ -91,15 +105,7 @@ void Sequential::save(const std::string& path) const {
     l.save_config(cfg);
     p.u64(cfg.buffer().size());
     p.bytes(cfg.buffer().data(), cfg.buffer().size());
-    auto params = l.params();
-    p.u32(static_cast<uint32_t>(params.size()));
-    for (const Param& prm : params) {
-      p.str(prm.name);
-      p.tensor(*prm.value);
-    }
-    auto st = l.state();
-    p.u32(static_cast<uint32_t>(st.size()));
-    for (const Tensor* t : st) p.tensor(*t);
+    write_tensors(p, l);
   }
   p.u32(static_cast<uint32_t>(impl_->metadata.size()));
   for (const auto& [k, v] : impl_->metadata) {
@@ -209,15 +215,7 @@ void Sequential::save_checkpoint(const std::string& path, const std::vector<uint
     Layer& l = *lp;
     p.str(l.type());
     p.str(l.name);
-    auto params = l.params();
-    p.u32(static_cast<uint32_t>(params.size()));
-    for (const Param& prm : params) {
-      p.str(prm.name);
-      p.tensor(*prm.value);
-    }
-    auto st = l.state();
-    p.u32(static_cast<uint32_t>(st.size()));
-    for (const Tensor* t : st) p.tensor(*t);
+    write_tensors(p, l);
     const Rng* g = l.random_stream();
     p.u8(g ? 1 : 0);
     if (g) p.rng_state(g->state());
