@@ -5,9 +5,10 @@
 // pooling) and, for the conv and dense entries, the share of the FMA peak given with
 // --peak_gflops (default 117, bench/peak_fma on the machine in docs/benchmarks.md).
 //
-// The first convolution and its pooling also run as the model runs them, fused by Sequential
-// (docs/layers-conv-pool.md): layer/<model>_conv1_pool/fwd|bwd (bwd: dW and db only); run with
-// IMGSIM_FUSE=0 for the two layers one after the other through the same Sequential.
+// Each convolution followed by pooling also runs as the model runs them, fused by Sequential
+// (docs/layers-conv-pool.md): layer/<model>_conv<i>_pool/fwd|bwd (bwd: dW and db, and dx except
+// for a first layer; FLOP/s counts each pass's multiply-adds); run with IMGSIM_FUSE=0 for the
+// two layers one after the other through the same Sequential.
 //
 // Names: layer/<model>_<layer>/<pass>/<isa>[/threads:2]. The plain names run on one thread and
 // report rates over CPU time (least disturbed by other processes); threads:2 runs the pool with
@@ -72,11 +73,14 @@ const LayerCase kCases[] = {
     {"seed_pool3",    Kind::pool,  32, {128, 52, 52},  0},
     {"seed_dense1",   Kind::dense, 32, {86528},        128},
     {"seed_conv1_pool",   Kind::conv_pool, 32, {3, 224, 224}, 32},
+    {"seed_conv2_pool",   Kind::conv_pool, 32, {32, 111, 111}, 64},
+    {"seed_conv3_pool",   Kind::conv_pool, 32, {64, 54, 54},   128},
     {"fmnist_conv1",  Kind::conv,  64, {1, 28, 28},    32},
     {"fmnist_conv2",  Kind::conv,  64, {32, 13, 13},   64},
     {"fmnist_pool1",  Kind::pool,  64, {32, 26, 26},   0},
     {"fmnist_dense1", Kind::dense, 64, {1600},         128},
     {"fmnist_conv1_pool", Kind::conv_pool, 64, {1, 28, 28},   32},
+    {"fmnist_conv2_pool", Kind::conv_pool, 64, {32, 13, 13},  64},
     // The 3x3 'same' convolutions with C >= 32 of the models `imgsim train` builds: a
     // Fashion-MNIST model (--width 32 --depth 2, batch 128) and the default model (64x64 gray,
     // --width 32, batch 2 x 128 views).
@@ -117,16 +121,20 @@ void run_pair(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int thre
   fill(x, rng, 0.0f, 1.0f);
   Tensor dy(m.forward(x, Phase::train).shape());
   fill(dy, rng, -1.0f, 1.0f);
+  // A model's first layer (3 or 1 channels) computes no dx; the later pairs do.
+  const bool with_dx = c.in[0] > 3;
+  Tensor dx(with_dx ? x.shape() : Shape{0});
   for (auto _ : state) {
     if (pass == Pass::fwd) {
       m.forward(x, Phase::train);
     } else {
-      m.backward(dy, nullptr);
+      m.backward(dy, with_dx ? &dx : nullptr);
     }
     benchmark::ClobberMemory();
   }
   const Shape conv_out = m.layer(0).output_shape();
-  set_rates(state, 2.0 * double(c.n) * double(conv_out.numel()) * double(c.in[0]) * 9.0);
+  const double macs = double(c.n) * double(conv_out.numel()) * double(c.in[0]) * 9.0;
+  set_rates(state, pass == Pass::fwd || !with_dx ? 2.0 * macs : 4.0 * macs);
   set_num_threads(saved);
 }
 

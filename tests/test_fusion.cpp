@@ -27,7 +27,8 @@ struct FuseCase {
   Activation act;
   bool bias;
   int64_t batch;
-  bool conv_first;  // a Conv2D(1 -> c) before the fused pair, so the pair's dx is computed too
+  bool conv_first;    // a Conv2D(1 -> c) before the fused pair, so the pair's dx is computed too
+  bool wino = false;  // the pair's convolution takes the Winograd path (inexact with integers)
 };
 
 // Odd and even outputs (a dropped last row or column), padding, stride 2, every activation,
@@ -45,6 +46,17 @@ const FuseCase kCases[] = {
      Activation::sigmoid, true, 40, false},
     {"3ch 4x1400 relu, a unit wider than a tile", 3, 4, 1400, 32, 3, 3, 1, Padding::valid, 0,
      Activation::relu, true, 2, true},
+    // Winograd layers (C, K >= 32, 3x3, stride 1): odd outputs (a dropped last row, a computed and
+    // ignored last column), 'same' and 'valid', the activations fused into the output transform
+    // and one applied afterwards (tanh); a 13-wide valid output whose backward goes by im2col.
+    {"wino 32ch 13x13 same relu, odd output", 32, 13, 13, 32, 3, 3, 1, Padding::same, 0,
+     Activation::relu, true, 3, true, true},
+    {"wino 32ch 20x18 valid leaky, no bias", 32, 20, 18, 33, 3, 3, 1, Padding::valid, 0,
+     Activation::leaky_relu, false, 2, true, true},
+    {"wino 32ch 16x13 same tanh", 32, 16, 13, 32, 3, 3, 1, Padding::same, 0, Activation::tanh, true,
+     3, false, true},
+    {"wino 32ch 15x15 valid linear, backward by im2col", 32, 15, 15, 32, 3, 3, 1, Padding::valid, 0,
+     Activation::linear, true, 4, true, true},
 };
 
 Sequential make_model(const FuseCase& fc) {
@@ -130,7 +142,7 @@ TEST_CASE("Fused Conv2D + MaxPool2D: forward bitwise, gradients as unfused", "[f
       CHECK(same_bits(ref.yi, fz.yi));
       CHECK(same_bits(ref.y, ref.yi));
       REQUIRE(ref.grads.size() == fz.grads.size());
-      if (integers && (fc.act == Activation::linear || fc.act == Activation::relu)) {
+      if (integers && !fc.wino && (fc.act == Activation::linear || fc.act == Activation::relu)) {
         // Every product and sum is an integer below 2^24: exact in any order.
         CHECK(same_bits(ref.dx, fz.dx));
         for (std::size_t i = 0; i < ref.grads.size(); ++i)
@@ -202,4 +214,38 @@ TEST_CASE("Fused training steps allocate nothing once planned", "[fusion][memory
   for (int i = 0; i < 3; ++i) m.train_step(x, y);
   CHECK(Tensor::allocation_count() == tensors);
   CHECK(imgsim::testing::g_allocations.load() == news);
+}
+
+TEST_CASE("Fused Winograd pairs: blocks of images, any thread count", "[fusion][threads]") {
+  // 20 images in 16 backward groups (some of two images). Blocks of one image (20 blocks: whole
+  // blocks per worker; two blocks in a group of two images), of four (5 blocks: per worker with
+  // 2 threads, one block at a time with its chunks and planes shared with 3) and the default (one
+  // block of all, shared).
+  FuseCase fc = kCases[6];
+  REQUIRE(fc.wino);
+  fc.batch = 20;
+  const int threads = num_threads();
+  set_num_threads(1);
+  const Run ref = run(fc, false, false);
+  for (long block : {0L, 1L, 4L}) {
+    detail::set_wino_pool_block(block == 0 ? 0 : block * fc.k * 12 * 13);
+    set_num_threads(1);
+    const Run one = run(fc, true, false);
+    for (int t : {1, 2, 3}) {
+      set_num_threads(t);
+      const Run r = run(fc, true, false);
+      INFO("block " << block << ", " << t << " threads");
+      CHECK(same_bits(ref.y, r.y));
+      CHECK(same_bits(ref.yi, r.yi));
+      CHECK(rel_diff(ref.dx, r.dx) < 1e-5);
+      // Blocks change the order of the weight gradient's sums; threads change nothing.
+      CHECK(same_bits(one.dx, r.dx));
+      for (std::size_t i = 0; i < one.grads.size(); ++i) {
+        CHECK(same_bits(one.grads[i], r.grads[i]));
+        CHECK(rel_diff(ref.grads[i], r.grads[i]) < 1e-5);
+      }
+    }
+  }
+  detail::set_wino_pool_block(0);
+  set_num_threads(threads);
 }

@@ -39,8 +39,8 @@
 // tests/test_conv2d.cpp checks 1 == 2 == 3 threads); they depend on N only through G, i.e. on the
 // order in which float partial sums are added (the same reassociation any batch split makes).
 //
-// Fused pooling: Sequential runs a first layer and a following 2x2 / stride 2 MaxPool2D as one
-// (forward_pool2x2 / backward_pool2x2 below), without storing y.
+// Fused pooling: Sequential runs a first layer, or a layer on the Winograd path, and a following
+// 2x2 / stride 2 MaxPool2D as one (forward_pool2x2 / backward_pool2x2 below), without storing y.
 //
 // Memory: work_ holds, per worker, a column buffer (CRS x ld) and an output / dz buffer (K x ld),
 // then the G partial gradients. It is resized on every call and reallocates only when a larger
@@ -104,6 +104,16 @@ bool fusion_enabled() {
 }
 void set_conv_algo(ConvAlgo a) {
   g_conv_algo.store(static_cast<int>(a), std::memory_order_relaxed);
+}
+namespace {
+std::atomic<long> g_pool_block{0};
+}  // namespace
+void set_wino_pool_block(long floats) {
+  g_pool_block.store(floats > 0 ? floats : 0, std::memory_order_relaxed);
+}
+long wino_pool_block() {
+  const long b = g_pool_block.load(std::memory_order_relaxed);
+  return b > 0 ? b : kWinoPoolBlockFloats;
 }
 ConvAlgo conv_algo() {
   int a = g_conv_algo.load(std::memory_order_relaxed);
@@ -555,6 +565,42 @@ void add_filter_gradient(const float* du, int64_t K, int64_t C, int64_t k0, int6
     }
 }
 
+// The groups' partial gradients (group gi at parts + gi * pl.part: dU_g[xi] (K x C) for every xi,
+// then db_g (K)) into the layer's: dU = dU_0 + dU_1 + ... in group order (summed into dU_0), then
+// dW += G^T dU G, split over filters k (rows of every dU[xi]) so that each element is summed in the
+// same order for any thread count; db += db_0 + db_1 + ... (db null: no bias).
+void add_wino_parts(float* parts, const WinoPlan& pl, int64_t tile, int64_t workers, float* dw,
+                    float* db) {
+  const int64_t K = pl.k, C = pl.c, kc = K * C;
+  const int64_t kparts = filter_parts(K, workers);
+  kernels::parallel_for(kparts, [&](int64_t part) {
+    const int64_t k0 = part * K / kparts, k1 = (part + 1) * K / kparts;
+    for (int64_t xi = 0; xi < pl.xis; ++xi) {
+      float* __restrict d = parts + xi * kc + k0 * C;
+      for (int64_t gi = 1; gi < pl.groups; ++gi) {
+        const float* __restrict p = parts + gi * pl.part + xi * kc + k0 * C;
+        for (int64_t i = 0; i < (k1 - k0) * C; ++i) d[i] += p[i];
+      }
+    }
+    if (tile == 4)
+      add_filter_gradient4(parts, K, C, k0, k1, dw);
+    else
+      add_filter_gradient(parts, K, C, k0, k1, dw);
+  });
+  if (db)
+    for (int64_t gi = 0; gi < pl.groups; ++gi)
+      for (int64_t kk = 0; kk < K; ++kk) db[kk] += parts[gi * pl.part + pl.xis * kc + kk];
+}
+
+// U' (the rotated, transposed filters of backward-data) from W, split over filters.
+void transform_dx_filters(const float* w, int64_t K, int64_t C, int64_t tile, int64_t workers,
+                          float* ut) {
+  const int64_t kparts = filter_parts(K, workers);
+  kernels::parallel_for(kparts, [&](int64_t part) {
+    transform_filters(w, K, C, true, tile, ut, part * K / kparts, (part + 1) * K / kparts);
+  });
+}
+
 struct WinoLayer {
   kernels::WinoGeometry in;     // x: C x H x W, pads, output P x Q
   kernels::WinoGeometry out;    // y / dz: K channels, P x Q
@@ -631,12 +677,7 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
   work.resize(Shape{pl.ufl + workers * pl.buf + pl.groups * pl.part});
   float* ut = work.data();  // U' (dx) filters
   float* parts = work.data() + pl.ufl + workers * pl.buf;
-  if (dx) {
-    const int64_t kparts = filter_parts(K, workers);
-    kernels::parallel_for(kparts, [&](int64_t part) {
-      transform_filters(w, K, C, true, tile, ut, part * K / kparts, (part + 1) * K / kparts);
-    });
-  }
+  if (dx) transform_dx_filters(w, K, C, tile, workers, ut);
   const kernels::KernelTable& kt = kernels::table();
   const int ac = act_code(act);
   std::atomic<int64_t> next{0};
@@ -678,28 +719,208 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
       }
     }
   });
-  if (!weights) return;
-  // dU = dU_0 + dU_1 + ... in group order, then dW += G^T dU G: split over filters k (rows of
-  // every dU[xi]), so each element is summed in the same order for any thread count.
-  const int64_t kc = K * C;
-  const int64_t kparts = filter_parts(K, workers);
-  kernels::parallel_for(kparts, [&](int64_t part) {
-    const int64_t k0 = part * K / kparts, k1 = (part + 1) * K / kparts;
-    for (int64_t xi = 0; xi < xis; ++xi) {
-      float* __restrict d = parts + xi * kc + k0 * C;
-      for (int64_t gi = 1; gi < pl.groups; ++gi) {
-        const float* __restrict p = parts + gi * pl.part + xi * kc + k0 * C;
-        for (int64_t i = 0; i < (k1 - k0) * C; ++i) d[i] += p[i];
+  if (weights) add_wino_parts(parts, pl, tile, workers, dw, use_bias ? db : nullptr);
+}
+
+// --- Winograd fused with a following 2x2 / stride 2 max pooling --------------------------------
+//
+// Conv2D::forward_pool2x2 / backward_pool2x2 for a layer on the Winograd path. Only the conv rows
+// the pooling reads are computed (2 floor(P/2): a last odd row is dropped; a last odd column is
+// computed and ignored, since the tile grid's row stride is Q). Work goes by blocks of whole
+// images, nb of them (a conv output of about detail::wino_pool_block() floats, at least one image):
+//   forward:  chunks of the block's tiles as in wino_forward, the output transform (bias, act)
+//             writing the block's conv output yb (nb x K x 2Pp x Q) instead of y; then each
+//             plane of yb pooled into yp and argmax (argmax relative to the conv plane, row
+//             stride Q, as MaxPool2D stores it). yb stays in cache between the two.
+//   backward: dz of the block built from the pooling's gradient, dz = 0 then
+//             dz[argmax] = dyp * act'(yp) (y at the argmax is yp), db_g += the sum of those; then
+//             the weight and data passes of wino_backward on dz (act already applied).
+// The values are the two layers': the same transforms and GEMM columns per tile, the same pooling
+// kernel (forward bitwise); the gradients differ only in the order of float sums. Threads:
+// forward, blocks shared dynamically with a yb per worker when there are enough of them (a
+// batch), else one block at a time with its chunks, then its planes, shared (batch 1); backward,
+// the image groups of wino_backward, each worker with its own dz block. The block size is
+// detail::wino_pool_block() (tests make it small to cover several blocks cheaply).
+
+struct WinoPoolPlan {
+  int64_t pp = 0, qp = 0, q = 0;  // pooled rows and columns; conv columns (row stride of yb, dz)
+  int64_t plane = 0;              // floats per conv plane kept: 2 pp q
+  int64_t nb = 0;                 // images per block
+  kernels::Im2colGeometry g;      // the layer's geometry with out_h = 2 pp
+};
+
+WinoPoolPlan make_wino_pool_plan(const kernels::Im2colGeometry& g, int64_t K, int64_t n) {
+  WinoPoolPlan p;
+  p.pp = g.out_h / 2;
+  p.qp = g.out_w / 2;
+  p.q = g.out_w;
+  p.plane = 2 * p.pp * p.q;
+  p.nb = detail::wino_pool_block() / (K * p.plane);
+  if (p.nb < 1) p.nb = 1;
+  if (p.nb > n) p.nb = n;
+  p.g = g;
+  p.g.out_h = 2 * p.pp;
+  return p;
+}
+
+void wino_forward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
+                       const float* u, const float* b, Activation act, float slope, Tensor& yp,
+                       int32_t* argmax, Tensor& work) {
+  const int64_t n = x.dim(0), C = g.channels, chw = C * g.height * g.width;
+  const WinoPoolPlan pp = make_wino_pool_plan(g, K, n);
+  const WinoLayer wl = wino_layer(pp.g, K, tile);
+  const int64_t tt = wl.out.tiles_h() * wl.out.tiles_w();
+  const WinoPlan pl = make_wino_plan(C, K, n, pp.nb * tt, tile);
+  const int64_t xis = pl.xis, blocks = ceil_div(n, pp.nb), pq = pp.pp * pp.qp;
+  const int64_t ybuf = round_up(pp.nb * K * pp.plane, 16);
+  const double flops = 2.0 * double(K) * double(C) * double(xis) * double(n * tt);
+  const bool fused =
+      act == Activation::linear || act == Activation::relu || act == Activation::leaky_relu;
+  const kernels::KernelTable& kt = kernels::table();
+  // Tiles [t0, t1) of the block of images from n0 into yb; v: a worker's V and M buffers.
+  auto conv_chunk = [&](float* v, int64_t n0, int64_t t0, int64_t t1, float* yb) {
+    float* m = v + xis * C * pl.ld;
+    kt.wino_input(wl.in, x.data() + n0 * chw, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
+    for (int64_t xi = 0; xi < xis; ++xi)
+      kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * C * pl.ld, pl.ld,
+               0.0f, m + xi * K * pl.ld, pl.ld);
+    kt.wino_output(wl.out, m, pl.ld, t0, t1, b, fused ? act_code(act) : 0, slope, false, yb);
+  };
+  // Planes [j0, j1) of yb (plane j: image n0 + j / K, channel j % K) pooled.
+  auto pool_planes = [&](float* yb, int64_t n0, int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      float* src = yb + j * pp.plane;
+      if (!fused) detail::apply_activation(act, slope, src, pp.plane);
+      const int64_t at = (n0 * K + j) * pq;
+      kt.maxpool2x2(src, pp.q, pp.pp, pp.qp, yp.data() + at, argmax + at);
+    }
+  };
+  // The block's tiles in equal chunks, each a multiple of 16.
+  auto chunk_of = [&](int64_t tiles) {
+    return round_up(ceil_div(tiles, ceil_div(tiles, pl.chunk)), 16);
+  };
+  const int64_t threads = num_threads();
+  if (blocks >= 2 * threads || threads == 1) {
+    // Whole blocks per worker, no barrier.
+    const int64_t workers = workers_for(blocks, flops);
+    work.resize(Shape{workers * (pl.buf + ybuf)});
+    std::atomic<int64_t> next{0};
+    kernels::parallel_for(workers, [&](int64_t wk) {
+      float* v = work.data() + wk * (pl.buf + ybuf);
+      float* yb = v + pl.buf;
+      for (int64_t bi; (bi = next.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
+        const int64_t n0 = bi * pp.nb, n1 = n0 + pp.nb < n ? n0 + pp.nb : n;
+        const int64_t tiles = (n1 - n0) * tt, chunk = chunk_of(tiles);
+        for (int64_t t0 = 0; t0 < tiles; t0 += chunk)
+          conv_chunk(v, n0, t0, t0 + chunk < tiles ? t0 + chunk : tiles, yb);
+        pool_planes(yb, n0, 0, (n1 - n0) * K);
+      }
+    });
+    return;
+  }
+  // One block at a time: its chunks, then its planes, over the workers.
+  const int64_t workers = workers_for(ceil_div(pp.nb * tt, pl.chunk), flops / double(blocks));
+  work.resize(Shape{ybuf + workers * pl.buf});
+  float* yb = work.data();
+  for (int64_t n0 = 0; n0 < n; n0 += pp.nb) {
+    const int64_t n1 = n0 + pp.nb < n ? n0 + pp.nb : n;
+    const int64_t tiles = (n1 - n0) * tt, chunk = chunk_of(tiles);
+    const int64_t nchunks = ceil_div(tiles, chunk);
+    std::atomic<int64_t> next{0};
+    kernels::parallel_for(workers, [&](int64_t wk) {
+      float* v = work.data() + ybuf + wk * pl.buf;
+      for (int64_t ci; (ci = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
+        const int64_t t0 = ci * chunk;
+        conv_chunk(v, n0, t0, t0 + chunk < tiles ? t0 + chunk : tiles, yb);
+      }
+    });
+    const int64_t planes = (n1 - n0) * K, parts = workers > 1 ? 4 * workers : 1;
+    kernels::parallel_for(parts, [&](int64_t p) {
+      pool_planes(yb, n0, p * planes / parts, (p + 1) * planes / parts);
+    });
+  }
+}
+
+void wino_backward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
+                        const Tensor& yp, const Tensor& dyp, const int32_t* argmax, Tensor* dx,
+                        bool overwrite, const float* w, bool use_bias, Activation act, float slope,
+                        float* dw, float* db, Tensor& work) {
+  const int64_t n = x.dim(0), C = g.channels, chw = C * g.height * g.width;
+  const WinoPoolPlan pp = make_wino_pool_plan(g, K, n);
+  // dz is zero past row 2 Pp: the weight pass's tiles stop there and the data pass reads it as
+  // padding, so both use the trimmed geometry.
+  const WinoLayer wl = wino_layer(pp.g, K, tile);
+  const int64_t tt_out = wl.out.tiles_h() * wl.out.tiles_w();
+  const int64_t tt_dx = wl.dx.tiles_h() * wl.dx.tiles_w();
+  const int64_t groups0 = n < kMaxGroups ? n : kMaxGroups;
+  const int64_t per_group = ceil_div(n, groups0);
+  const int64_t nb = pp.nb < per_group ? pp.nb : per_group;
+  const WinoPlan pl = make_wino_plan(C, K, n, nb * (tt_out > tt_dx ? tt_out : tt_dx), tile);
+  const int64_t xis = pl.xis, pq = pp.pp * pp.qp;
+  const double flops = 2.0 * double(K) * double(C) * double(xis) *
+                       (double(n * tt_out) + (dx ? double(n * tt_dx) : 0.0));
+  const int64_t workers = workers_for(pl.groups, flops);
+  // Per worker: V and M / Z, then a dz block, then a pooled plane of dyp * act'(yp).
+  const int64_t dzbuf = round_up(nb * K * pp.plane, 16), gbuf = round_up(pq, 16);
+  const int64_t per_worker = pl.buf + dzbuf + gbuf;
+  work.resize(Shape{pl.ufl + workers * per_worker + pl.groups * pl.part});
+  float* ut = work.data();
+  float* parts = work.data() + pl.ufl + workers * per_worker;
+  if (dx) transform_dx_filters(w, K, C, tile, workers, ut);
+  const kernels::KernelTable& kt = kernels::table();
+  auto chunk_of = [&](int64_t tiles) {
+    return round_up(ceil_div(tiles, ceil_div(tiles, pl.chunk)), 16);
+  };
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* v = work.data() + pl.ufl + wk * per_worker;
+    float* dz = v + pl.buf;
+    float* grow = dz + dzbuf;
+    for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
+      const int64_t g0 = gi * n / pl.groups, g1 = (gi + 1) * n / pl.groups;
+      float* du = parts + gi * pl.part;
+      float* dbg = du + xis * K * C;
+      for (int64_t kk = 0; kk < K; ++kk) dbg[kk] = 0.0f;
+      for (int64_t n0 = g0; n0 < g1; n0 += nb) {
+        const int64_t n1 = n0 + nb < g1 ? n0 + nb : g1;
+        // dz of images [n0, n1): the pooling's scatter and act' at once.
+        std::fill(dz, dz + (n1 - n0) * K * pp.plane, 0.0f);
+        for (int64_t j = 0; j < (n1 - n0) * K; ++j) {
+          const int64_t at = (n0 * K + j) * pq;
+          detail::activation_backward(act, slope, yp.data() + at, dyp.data() + at, grow, pq);
+          float* d = dz + j * pp.plane;
+          const int32_t* a = argmax + at;
+          for (int64_t q = 0; q < pq; ++q) d[a[q]] = grow[q];
+          if (use_bias) dbg[j % K] += static_cast<float>(sum_row(grow, pq));
+        }
+        // dU_g[xi] (+)= Z[xi] V[xi]^T over the block's dz tiles.
+        float* z = v + xis * C * pl.ld;
+        const int64_t tiles = (n1 - n0) * tt_out, chunk = chunk_of(tiles);
+        for (int64_t t0 = 0; t0 < tiles; t0 += chunk) {
+          const int64_t t1 = t0 + chunk < tiles ? t0 + chunk : tiles, nt = t1 - t0;
+          kt.wino_input(wl.in, x.data() + n0 * chw, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
+          kt.wino_grad(wl.out, dz, dz, 0, 0.0f, t0, t1, z, pl.ld);
+          const float beta = n0 == g0 && t0 == 0 ? 0.0f : 1.0f;
+          for (int64_t xi = 0; xi < xis; ++xi)
+            kt.sgemm(false, true, K, C, nt, 1.0f, z + xi * K * pl.ld, pl.ld, v + xi * C * pl.ld,
+                     pl.ld, beta, du + xi * K * C, C);
+        }
+        if (!dx) continue;
+        float* m = v + xis * K * pl.ld;
+        const int64_t dtiles = (n1 - n0) * tt_dx, dchunk = chunk_of(dtiles);
+        for (int64_t t0 = 0; t0 < dtiles; t0 += dchunk) {
+          const int64_t t1 = t0 + dchunk < dtiles ? t0 + dchunk : dtiles, nt = t1 - t0;
+          kt.wino_input(wl.dgrad, dz, dz, 0, 0.0f, t0, t1, v, pl.ld);
+          for (int64_t xi = 0; xi < xis; ++xi)
+            kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * K * pl.ld, pl.ld,
+                     0.0f, m + xi * C * pl.ld, pl.ld);
+          kt.wino_output(wl.dx, m, pl.ld, t0, t1, nullptr, 0, 0.0f, !overwrite,
+                         dx->data() + n0 * chw);
+        }
       }
     }
-    if (tile == 4)
-      add_filter_gradient4(parts, K, C, k0, k1, dw);
-    else
-      add_filter_gradient(parts, K, C, k0, k1, dw);
   });
-  if (use_bias)
-    for (int64_t gi = 0; gi < pl.groups; ++gi)
-      for (int64_t kk = 0; kk < K; ++kk) db[kk] += parts[gi * pl.part + xis * K * C + kk];
+  add_wino_parts(parts, pl, tile, workers, dw, use_bias ? db : nullptr);
 }
 
 // The Winograd tile m for this layer (2 or 4), or 0 for im2col.
@@ -868,11 +1089,20 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
 // gets a gradient, as in the two layers. Threads and determinism as
 // in forward() and backward_parts(): tiles shared dynamically in forward, fixed image groups with
 // their own partial dW in backward.
+//
+// A layer on the Winograd path (3x3, stride 1, C and K >= kWinoMinChannels) is fused too, by
+// wino_forward_pool / wino_backward_pool above; each call takes the path the unfused layer would
+// (winograd_tile), so a pair may run Winograd forward and this im2col code backward (any CRS).
 
 bool Conv2D::fuses_pool2x2(const MaxPool2D& pool) const {
-  const detail::ConvAlgo a = detail::conv_algo();
-  if (a != detail::ConvAlgo::automatic && a != detail::ConvAlgo::im2col) return false;
-  if (in_shape_.rank() != 3 || in_shape_[0] * kernel_.h * kernel_.w > kSmallCrs) return false;
+  if (in_shape_.rank() != 3) return false;
+  // A first layer (im2col), or a layer of Winograd's shape (3x3, stride 1, enough channels; each
+  // call then picks its lowering as the unfused layer would, winograd_tile, and runs it fused).
+  const bool small = in_shape_[0] * kernel_.h * kernel_.w <= kSmallCrs;
+  const bool wino = kernel_.h == 3 && kernel_.w == 3 && opt_.stride.h == 1 && opt_.stride.w == 1 &&
+                    in_shape_[0] >= detail::kWinoMinChannels &&
+                    filters_ >= detail::kWinoMinChannels;
+  if (!small && !wino) return false;
   if (pool.pool_.h != 2 || pool.pool_.w != 2 || pool.opt_.stride.h != 2 ||
       pool.opt_.stride.w != 2 || pool.pt_ != 0 || pool.pl_ != 0)
     return false;
@@ -920,10 +1150,17 @@ void for_runs(int64_t u0, int64_t u1, int64_t pp, F&& f) {
 
 }  // namespace
 
-void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax) {
+void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase phase) {
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0) return;
+  const int64_t per = phase == Phase::train ? n : 1;
+  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, per, false)) {
+    wino_forward_pool(g, filters_, tile, x, wino_filters(tile),
+                      opt_.use_bias ? bias_.data() : nullptr, opt_.activation, opt_.leaky_slope, yp,
+                      argmax, work_);
+    return;
+  }
   const Plan pl = make_plan(g, filters_, n);
   const PoolPlan pp = make_pool_plan(pl, g);
   const int64_t K = filters_, Q = g.out_w, PQ = g.out_h * g.out_w;
@@ -969,6 +1206,12 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0) return;
+  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, n, true)) {
+    wino_backward_pool(g, filters_, tile, x, yp, dyp, argmax, dx, overwrite, weight_.data(),
+                       opt_.use_bias, opt_.activation, opt_.leaky_slope, dweight_.data(),
+                       opt_.use_bias ? dbias_.data() : nullptr, work_);
+    return;
+  }
   const Plan pl = make_plan(g, filters_, n);
   const PoolPlan pp = make_pool_plan(pl, g);
   const int64_t K = filters_, CRS = pl.crs, Q = g.out_w, PQ = g.out_h * g.out_w;
@@ -1017,7 +1260,10 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
           kt.im2col_tile(g, x.data(), img * PQ + 2 * i0 * Q, img * PQ + 2 * i1 * Q,
                          col + u * pp.unit_cols, pp.ld);
         });
-        kt.gemm_nt_small(K, CRS, cols, dz, pp.ld, col, pp.ld, beta, dwg, CRS);
+        if (CRS <= kSmallCrs)
+          kt.gemm_nt_small(K, CRS, cols, dz, pp.ld, col, pp.ld, beta, dwg, CRS);
+        else
+          kt.sgemm(false, true, K, CRS, cols, 1.0f, dz, pp.ld, col, pp.ld, beta, dwg, CRS);
         if (dx) {
           kt.sgemm(true, false, CRS, cols, K, 1.0f, w, CRS, dz, pp.ld, 0.0f, col, pp.ld);
           for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {

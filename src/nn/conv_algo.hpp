@@ -23,12 +23,20 @@ enum class ConvAlgo { automatic, im2col, winograd, winograd4 };
 void set_conv_algo(ConvAlgo a);
 ConvAlgo conv_algo();
 
-// Whether Sequential runs a first-layer Conv2D and a following 2x2 / stride 2 MaxPool2D as one
-// layer (Conv2D::forward_pool2x2, src/nn/conv2d.cpp). Process-wide like the lowering; until
-// set_fusion() is called it comes from IMGSIM_FUSE=1|0 (default 1; another value throws
-// InvalidArgument), for tests and benchmarks that compare the two.
+// Whether Sequential runs a Conv2D (a first layer, or one on the Winograd path) and a following
+// 2x2 / stride 2 MaxPool2D as one layer (Conv2D::forward_pool2x2, src/nn/conv2d.cpp). Process-wide
+// like the lowering; until set_fusion() is called it comes from IMGSIM_FUSE=1|0 (default 1; another
+// value throws InvalidArgument), for tests and benchmarks that compare the two.
 void set_fusion(bool on);
 bool fusion_enabled();
+
+// A Winograd layer fused with its pooling works on blocks of whole images whose conv output is
+// about this many floats (2 MiB, at least one image), so that it stays in cache between the
+// output transform and the pooling (src/nn/conv2d.cpp). set_wino_pool_block(n) overrides it
+// (n <= 0: back to the default), for tests that need several blocks on small inputs.
+inline constexpr long kWinoPoolBlockFloats = 512 * 1024;
+void set_wino_pool_block(long floats);
+long wino_pool_block();
 
 inline constexpr long kWinoMinChannels = 32;
 inline constexpr long kWinoMinWidth = 6;

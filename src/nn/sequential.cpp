@@ -7,9 +7,10 @@
 // after the first (largest) batch no step allocates. Inference uses two ping-pong buffers instead
 // of one per layer, so predict() keeps no training buffers.
 //
-// Fusion. A first-layer Conv2D followed by 2x2 / stride 2 MaxPool2D runs as one layer
-// (Conv2D::forward_pool2x2, src/nn/conv2d.cpp), in training and in inference: the convolution's
-// output, the largest activation of an image model, is then never stored (acts[i] stays empty).
+// Fusion. A Conv2D (a first layer, or a 3x3 layer on the Winograd path) followed by 2x2 / stride
+// 2 MaxPool2D runs as one layer (Conv2D::forward_pool2x2, src/nn/conv2d.cpp), in training and in
+// inference: the convolution's output, the largest activations of an image model, is then never
+// stored (acts[i] stays empty).
 // The results are the two layers' (bitwise in forward; backward sums in another order).
 #include "imgsim/nn/sequential.hpp"
 
@@ -189,8 +190,8 @@ const Tensor& Sequential::forward(const Tensor& x, Phase phase) {
   impl_->check_input(x);
   const int64_t n = x.dim(0);
   auto& L = impl_->layers;
-  // The convolution of layers i, i+1 when they run as one: a first-layer Conv2D followed by 2x2 /
-  // stride 2 max pooling (Conv2D::fuses_pool2x2), fusion enabled (nn/conv_algo.hpp).
+  // The convolution of layers i, i+1 when they run as one: a Conv2D followed by 2x2 / stride 2
+  // max pooling (Conv2D::fuses_pool2x2), fusion enabled (nn/conv_algo.hpp).
   const bool fuse = detail::fusion_enabled();  // read on every call, so a bad IMGSIM_FUSE fails
   auto fused_conv = [&L, fuse](std::size_t i) -> Conv2D* {
     if (!fuse || i + 1 >= L.size()) return nullptr;
@@ -207,7 +208,7 @@ const Tensor& Sequential::forward(const Tensor& x, Phase phase) {
         auto& pool = static_cast<MaxPool2D&>(*L[i + 1]);
         impl_->fused[i] = 1;
         impl_->acts[i + 1].resize(pool.output_shape().with_batch(n));
-        conv->forward_pool2x2(*in, impl_->acts[i + 1], pool.argmax_for(n));
+        conv->forward_pool2x2(*in, impl_->acts[i + 1], pool.argmax_for(n), phase);
         in = &impl_->acts[++i];
         continue;
       }
@@ -226,7 +227,7 @@ const Tensor& Sequential::forward(const Tensor& x, Phase phase) {
     if (Conv2D* conv = fused_conv(i)) {
       auto& pool = static_cast<MaxPool2D&>(*L[++i]);
       out.resize(pool.output_shape().with_batch(n));
-      conv->forward_pool2x2(*in, out, pool.argmax_for(n));
+      conv->forward_pool2x2(*in, out, pool.argmax_for(n), phase);
     } else {
       out.resize(L[i]->output_shape().with_batch(n));
       L[i]->forward(*in, out, phase);

@@ -73,11 +73,12 @@ class Conv2D : public Layer {
 
  private:
   friend class Sequential;
-  // A following MaxPool2D run in the same pass (Sequential does it for a first layer followed by
-  // 2x2 / stride 2 pooling; src/nn/conv2d.cpp): yp and argmax are the pooling layer's output and
-  // argmax, bitwise as the two layers give them; the conv output is never stored.
+  // A following MaxPool2D run in the same pass (Sequential does it for a first layer, or a 3x3
+  // layer on the Winograd path, followed by 2x2 / stride 2 pooling; src/nn/conv2d.cpp): yp and
+  // argmax are the pooling layer's output and argmax, bitwise as the two layers give them; the conv
+  // output is never stored.
   bool fuses_pool2x2(const MaxPool2D& pool) const;
-  void forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax);
+  void forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase phase);
   void backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& dyp, const int32_t* argmax,
                         Tensor* dx, bool overwrite);
   int64_t filters_ = 0;
