@@ -159,36 +159,128 @@ TEST_CASE("maxpool2x2: every ISA equals the reference, ties and NaN included", "
   std::mt19937 rng(3);
   // Values from a small set make ties common; some NaN, in every window position.
   std::uniform_int_distribution<int> pick(0, 9);
+  // The pre-ops: none (MaxPool2D), and a convolution's bias and activation (relu makes every
+  // negative window a tie at 0; -0 and NaN become +0).
+  struct Pre {
+    float bias;
+    bool has_bias;
+    int act;
+    float slope;
+  };
+  const Pre pres[] = {{0.0f, false, 0, 0.0f},
+                      {0.5f, true, 1, 0.0f},
+                      {0.0f, false, 1, 0.0f},
+                      {-1.0f, true, 2, 0.1f},
+                      {0.25f, true, 0, 0.0f}};
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
     for (int64_t q_out : {1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 55}) {
       for (int64_t extra : {0, 1}) {  // odd width: the last column is not pooled
-        DYNAMIC_SECTION(to_string(isa) << " Q=" << q_out << " extra=" << extra) {
-          const int64_t p_out = 5, w = 2 * q_out + extra, h = 2 * p_out + extra;
-          std::vector<float> x(static_cast<size_t>(h * w));
-          for (float& v : x) {
-            const int k = pick(rng);
-            v = k == 9 ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(k % 4) - 1.0f;
-          }
-          const auto n = static_cast<size_t>(p_out * q_out);
-          std::vector<float> yw(n + 1, kSentinel), yg(n + 1, kSentinel);
-          std::vector<int32_t> aw(n + 1, -7), ag(n + 1, -7);
-          ref::maxpool2x2(x.data(), w, p_out, q_out, yw.data(), aw.data());
-          t.maxpool2x2(x.data(), w, p_out, q_out, yg.data(), ag.data());
-          for (std::size_t i = 0; i < n + 1; ++i) {
-            REQUIRE(same_bits(yg[i], yw[i]));
-            REQUIRE(ag[i] == aw[i]);
-          }
-          // The reference itself: the first maximum in window order, NaN only in first place.
-          for (int64_t p = 0; p < p_out; ++p)
-            for (int64_t q = 0; q < q_out; ++q) {
-              const int64_t at[4] = {2 * p * w + 2 * q, 2 * p * w + 2 * q + 1,
-                                     (2 * p + 1) * w + 2 * q, (2 * p + 1) * w + 2 * q + 1};
-              int64_t best = at[0];
-              for (int i = 1; i < 4; ++i)
-                if (x[static_cast<size_t>(at[i])] > x[static_cast<size_t>(best)]) best = at[i];
-              REQUIRE(aw[static_cast<size_t>(p * q_out + q)] == best);
+        for (const Pre& pre : pres) {
+          DYNAMIC_SECTION(to_string(isa) << " Q=" << q_out << " extra=" << extra
+                                         << " act=" << pre.act << " bias=" << pre.has_bias) {
+            const int64_t p_out = 5, w = 2 * q_out + extra, h = 2 * p_out + extra;
+            std::vector<float> x(static_cast<size_t>(h * w));
+            for (float& v : x) {
+              const int k = pick(rng);
+              v = k == 9   ? std::numeric_limits<float>::quiet_NaN()
+                  : k == 8 ? -0.0f
+                           : static_cast<float>(k % 4) - 1.0f;
             }
+            const float* bias = pre.has_bias ? &pre.bias : nullptr;
+            const auto n = static_cast<size_t>(p_out * q_out);
+            std::vector<float> yw(n + 1, kSentinel), yg(n + 1, kSentinel);
+            std::vector<int32_t> aw(n + 1, -7), ag(n + 1, -7);
+            ref::maxpool2x2(x.data(), w, p_out, q_out, bias, pre.act, pre.slope, yw.data(),
+                            aw.data());
+            t.maxpool2x2(x.data(), w, p_out, q_out, bias, pre.act, pre.slope, yg.data(), ag.data());
+            for (std::size_t i = 0; i < n + 1; ++i) {
+              REQUIRE(same_bits(yg[i], yw[i]));
+              REQUIRE(ag[i] == aw[i]);
+            }
+            // The reference itself: the first maximum in window order of act(x + bias), NaN
+            // only in first place, computed as a convolution's act_row would.
+            std::vector<float> z(x.size());
+            for (std::size_t i = 0; i < x.size(); ++i) {
+              float v = pre.has_bias ? x[i] + pre.bias : x[i];
+              if (pre.act == 1) v = v > 0.0f ? v : 0.0f;
+              if (pre.act == 2) v = v > 0.0f ? v : pre.slope * v;
+              z[i] = v;
+            }
+            for (int64_t p = 0; p < p_out; ++p)
+              for (int64_t q = 0; q < q_out; ++q) {
+                const int64_t at[4] = {2 * p * w + 2 * q, 2 * p * w + 2 * q + 1,
+                                       (2 * p + 1) * w + 2 * q, (2 * p + 1) * w + 2 * q + 1};
+                int64_t best = at[0];
+                for (int i = 1; i < 4; ++i)
+                  if (z[static_cast<size_t>(at[i])] > z[static_cast<size_t>(best)]) best = at[i];
+                REQUIRE(aw[static_cast<size_t>(p * q_out + q)] == best);
+                REQUIRE(same_bits(yw[static_cast<size_t>(p * q_out + q)],
+                                  z[static_cast<size_t>(best)]));
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("unpool2x2: every ISA equals the reference", "[kernels][pool]") {
+  std::mt19937 rng(4);
+  std::uniform_int_distribution<int> pick(0, 9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (int64_t q_out : {1, 2, 7, 8, 15, 16, 17, 33}) {
+      for (int64_t extra : {0, 1, 3}) {  // columns past the windows, written as 0
+        for (int act : {0, 1, 2}) {
+          DYNAMIC_SECTION(to_string(isa)
+                          << " Q=" << q_out << " extra=" << extra << " act=" << act) {
+            const int64_t p_out = 3, w = 2 * q_out + extra, arg0 = 5 * w;
+            // Argmaxes from the reference pooling of values with many ties, offset by arg0 (a
+            // run of rows that starts inside the plane); y with zeros, negatives and NaN.
+            std::vector<float> x(static_cast<size_t>(2 * p_out * w));
+            for (float& v : x) v = static_cast<float>(pick(rng) % 3);
+            const auto n = static_cast<size_t>(p_out * q_out);
+            std::vector<float> y(n), dy(n);
+            std::vector<int32_t> arg(n);
+            ref::maxpool2x2(x.data(), w, p_out, q_out, nullptr, 0, 0.0f, y.data(), arg.data());
+            for (std::size_t i = 0; i < n; ++i) {
+              arg[i] += static_cast<int32_t>(arg0);
+              const int k = pick(rng);
+              y[i] = k == 9 ? std::numeric_limits<float>::quiet_NaN()
+                            : static_cast<float>(k % 3) - 1.0f;
+              dy[i] = k == 8 ? -0.0f : normal(rng);
+            }
+            const auto size = static_cast<size_t>(2 * p_out * w);
+            std::vector<float> dw(size + 1, kSentinel), dg(size + 1, kSentinel);
+            std::vector<float> gw(n + 1, kSentinel), gg(n + 1, kSentinel);
+            ref::unpool2x2(dy.data(), y.data(), act, 0.1f, arg.data(), arg0, w, p_out, q_out,
+                           gw.data(), dw.data());
+            t.unpool2x2(dy.data(), y.data(), act, 0.1f, arg.data(), arg0, w, p_out, q_out,
+                        gg.data(), dg.data());
+            for (std::size_t i = 0; i < size + 1; ++i) REQUIRE(same_bits(dg[i], dw[i]));
+            for (std::size_t i = 0; i < n + 1; ++i) REQUIRE(same_bits(gg[i], gw[i]));
+            // Without g_out, and act 0 needs no y.
+            std::vector<float> d2(size + 1, kSentinel);
+            t.unpool2x2(dy.data(), act == 0 ? nullptr : y.data(), act, 0.1f, arg.data(), arg0, w,
+                        p_out, q_out, nullptr, d2.data());
+            for (std::size_t i = 0; i < size + 1; ++i) REQUIRE(same_bits(d2[i], dw[i]));
+            // The reference: g = dy * act'(y) at each argmax, 0 elsewhere.
+            for (std::size_t i = 0; i < n; ++i) {
+              const float g = act == 0      ? dy[i]
+                              : y[i] > 0.0f ? dy[i]
+                              : act == 1    ? 0.0f
+                                            : 0.1f * dy[i];
+              REQUIRE(same_bits(gw[i], g));
+              REQUIRE(same_bits(dw[static_cast<size_t>(arg[i] - arg0)], g));
+            }
+            int64_t nonzero = 0;
+            for (std::size_t i = 0; i < size; ++i) nonzero += dw[i] != 0.0f || std::signbit(dw[i]);
+            int64_t expect = 0;
+            for (std::size_t i = 0; i < n; ++i) expect += gw[i] != 0.0f || std::signbit(gw[i]);
+            REQUIRE(nonzero == expect);
+          }
         }
       }
     }

@@ -29,12 +29,28 @@ using Col2imTileFn = void (*)(const Im2colGeometry& g, const float* col, int64_t
 
 // One channel plane of 2x2 / stride 2 max pooling without padding: for p < p_out, q < q_out
 // (2 p_out, 2 q_out within the plane; row stride w),
-//   y[p*q_out + q]   = max of x[2p][2q], x[2p][2q+1], x[2p+1][2q], x[2p+1][2q+1]
+//   y[p*q_out + q]   = max of v(2p, 2q), v(2p, 2q+1), v(2p+1, 2q), v(2p+1, 2q+1)
 //   arg[p*q_out + q] = flat index (row * w + column) of the first maximum in that order, a later
-//                      value winning only if strictly greater (so NaN wins only in first place).
+//                      value winning only if strictly greater (so NaN wins only in first place),
+// with v(r, c) = act(x[r][c] + *bias) (no addition if bias is null): act 0 linear, 1 relu
+// (z > 0 ? z : 0), 2 leaky_relu (z > 0 ? z : slope z), as nn/act.hpp computes them, so that a
+// convolution's raw output is pooled as the two layers would pool its activation. MaxPool2D
+// passes no bias and act 0: v = x.
 // Oracle and Isa::scalar entry: ref::maxpool2x2.
-using MaxPool2x2Fn = void (*)(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y,
-                              int32_t* arg);
+using MaxPool2x2Fn = void (*)(const float* x, int64_t w, int64_t p_out, int64_t q_out,
+                              const float* bias, int act, float slope, float* y, int32_t* arg);
+
+// Backward of maxpool2x2 (with the activation before it) for one plane: with
+//   g[p*q_out + q] = dy[.] * act'(y[.])   (act 0: dy; 1 relu: y > 0 ? dy : 0; 2 leaky_relu:
+//                                          y > 0 ? dy : slope dy, as nn/act.hpp; y may be null
+//                                          for act 0),
+// writes every element of rows [0, 2 p_out) x columns [0, w) of dz (row stride w): g of the
+// window (p, q) at its argmax, arg[p*q_out + q] - arg0, and 0 everywhere else (columns from
+// 2 q_out on included). Each argmax must lie in its window (maxpool2x2's do). If g_out is not
+// null it receives g. Oracle and Isa::scalar entry: ref::unpool2x2 (clear, then scatter).
+using Unpool2x2Fn = void (*)(const float* dy, const float* y, int act, float slope,
+                             const int32_t* arg, int64_t arg0, int64_t w, int64_t p_out,
+                             int64_t q_out, float* g_out, float* dz);
 
 // C[M x N] = A[M x K] * B[N x K]^T + beta * C (beta 0 or 1; 0 ignores C), rows of A and B
 // contiguous along K: for small M * N and long K (dW of a layer with few input channels), where
@@ -50,6 +66,7 @@ struct KernelTable {
   Im2colTileFn im2col_tile;
   Col2imTileFn col2im_tile_add;
   MaxPool2x2Fn maxpool2x2;
+  Unpool2x2Fn unpool2x2;
   // Winograd F(2x2, 3x3) transforms (kernels/winograd.hpp; oracles in ref::).
   WinoInputFn wino_input;
   WinoOutputFn wino_output;
@@ -67,7 +84,10 @@ namespace ref {
 // Naive triple loop: the oracle the fast GEMMs are tested against. Single-threaded.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y, int32_t* arg);
+void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, const float* bias, int act,
+                float slope, float* y, int32_t* arg);
+void unpool2x2(const float* dy, const float* y, int act, float slope, const int32_t* arg,
+               int64_t arg0, int64_t w, int64_t p_out, int64_t q_out, float* g_out, float* dz);
 }  // namespace ref
 
 // Blocked GEMMs and batch im2col / col2im tiles, one namespace per instruction set

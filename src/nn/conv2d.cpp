@@ -763,6 +763,19 @@ WinoPoolPlan make_wino_pool_plan(const kernels::Im2colGeometry& g, int64_t K, in
   return p;
 }
 
+// dz rows [0, 2 p_out) x [0, w) of a pooled plane (kernels unpool2x2) and grow = dyp * act'(yp):
+// the kernel applies linear, relu and leaky_relu; tanh and sigmoid are applied here first.
+void unpool_plane(const kernels::KernelTable& kt, Activation act, float slope, const float* yp,
+                  const float* dyp, const int32_t* arg, int64_t arg0, int64_t w, int64_t p_out,
+                  int64_t q_out, float* grow, float* dz) {
+  if (act == Activation::tanh || act == Activation::sigmoid) {
+    detail::activation_backward(act, slope, yp, dyp, grow, p_out * q_out);
+    kt.unpool2x2(grow, nullptr, 0, 0.0f, arg, arg0, w, p_out, q_out, nullptr, dz);
+  } else {
+    kt.unpool2x2(dyp, yp, act_code(act), slope, arg, arg0, w, p_out, q_out, grow, dz);
+  }
+}
+
 void wino_forward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
                        const float* u, const float* b, Activation act, float slope, Tensor& yp,
                        int32_t* argmax, Tensor& work) {
@@ -792,7 +805,7 @@ void wino_forward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile
       float* src = yb + j * pp.plane;
       if (!fused) detail::apply_activation(act, slope, src, pp.plane);
       const int64_t at = (n0 * K + j) * pq;
-      kt.maxpool2x2(src, pp.q, pp.pp, pp.qp, yp.data() + at, argmax + at);
+      kt.maxpool2x2(src, pp.q, pp.pp, pp.qp, nullptr, 0, 0.0f, yp.data() + at, argmax + at);
     }
   };
   // The block's tiles in equal chunks, each a multiple of 16.
@@ -883,14 +896,12 @@ void wino_backward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t til
       for (int64_t kk = 0; kk < K; ++kk) dbg[kk] = 0.0f;
       for (int64_t n0 = g0; n0 < g1; n0 += nb) {
         const int64_t n1 = n0 + nb < g1 ? n0 + nb : g1;
-        // dz of images [n0, n1): the pooling's scatter and act' at once.
-        std::fill(dz, dz + (n1 - n0) * K * pp.plane, 0.0f);
+        // dz of images [n0, n1): the pooling's scatter and act' at once (every element of the
+        // block's planes written).
         for (int64_t j = 0; j < (n1 - n0) * K; ++j) {
           const int64_t at = (n0 * K + j) * pq;
-          detail::activation_backward(act, slope, yp.data() + at, dyp.data() + at, grow, pq);
-          float* d = dz + j * pp.plane;
-          const int32_t* a = argmax + at;
-          for (int64_t q = 0; q < pq; ++q) d[a[q]] = grow[q];
+          unpool_plane(kt, act, slope, yp.data() + at, dyp.data() + at, argmax + at, 0, pp.q, pp.pp,
+                       pp.qp, grow, dz + j * pp.plane);
           if (use_bias) dbg[j % K] += static_cast<float>(sum_row(grow, pq));
         }
         // dU_g[xi] (+)= Z[xi] V[xi]^T over the block's dz tiles.
@@ -1076,9 +1087,11 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
 // convolution and read by the pooling in forward; in backward the pooling writes dL/dy of that size
 // and the convolution reads it with y for act'. Here a tile is a run of "units", a unit being a
 // pair of output rows 2i, 2i+1 of image n (pooled row i), Pp = floor(P/2) units per image:
-//   forward:  col_u = im2col(rows 2i, 2i+1); out_u = W col_u; out_u = act(out_u + b) in place;
-//             (yp, argmax) = maxpool2x2(out_u), argmax made plane-relative (+ 2i Q)
-//   backward: dz_u = 0, then dz_u[argmax] = dyp * act'(yp): the pooling's scatter
+//   forward:  col_u = im2col(rows 2i, 2i+1); out_u = W col_u;
+//             (yp, argmax) = maxpool2x2 of act(out_u + b), argmax made plane-relative (+ 2i Q);
+//             the pooling kernel adds b and applies linear, relu or leaky_relu to each value it
+//             reads (tanh, sigmoid: act_row on out_u first)
+//   backward: dz_u = 0 but dz_u[argmax] = dyp * act'(yp) (kernels unpool2x2): the pooling's scatter
 //             (docs/layers-conv-pool.md) and the activation's derivative at once, since y at the
 //             argmax is yp; db sums those entries; dW and dx from dz_u as backward_parts does
 //             per tile.
@@ -1171,6 +1184,9 @@ void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase
   const kernels::KernelTable& kt = kernels::table();
   const float* w = weight_.data();
   const float* b = opt_.use_bias ? bias_.data() : nullptr;
+  const bool pool_act = opt_.activation == Activation::linear ||
+                        opt_.activation == Activation::relu ||
+                        opt_.activation == Activation::leaky_relu;
   std::atomic<int64_t> next{0};
   kernels::parallel_for(workers, [&](int64_t wk) {
     float* col = work_.data() + wk * pp.buf;
@@ -1183,9 +1199,12 @@ void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase
                        col + u * pp.unit_cols, pp.ld);
       });
       kt.sgemm(false, false, K, cols, pl.crs, 1.0f, w, pl.crs, col, pp.ld, 0.0f, out, pp.ld);
-      for (int64_t kk = 0; kk < K; ++kk)
-        act_row(out + kk * pp.ld, out + kk * pp.ld, cols, b ? b + kk : nullptr, opt_.activation,
-                opt_.leaky_slope);
+      // The pooling kernel applies bias and linear / relu / leaky_relu to the values it reads;
+      // tanh and sigmoid go through act_row first.
+      if (!pool_act)
+        for (int64_t kk = 0; kk < K; ++kk)
+          act_row(out + kk * pp.ld, out + kk * pp.ld, cols, b ? b + kk : nullptr, opt_.activation,
+                  opt_.leaky_slope);
       // A run's columns are conv rows 2 i0 .. 2 i1 - 1 of each plane, one after the other.
       for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
         const int64_t len = (i1 - i0) * pp.qp;
@@ -1193,7 +1212,9 @@ void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase
         for (int64_t kk = 0; kk < K; ++kk) {
           const int64_t at = ((img * K + kk) * pp.pp + i0) * pp.qp;
           int32_t* a = argmax + at;
-          kt.maxpool2x2(out + kk * pp.ld + u * pp.unit_cols, Q, i1 - i0, pp.qp, yp.data() + at, a);
+          kt.maxpool2x2(out + kk * pp.ld + u * pp.unit_cols, Q, i1 - i0, pp.qp,
+                        pool_act && b ? b + kk : nullptr, pool_act ? act_code(opt_.activation) : 0,
+                        opt_.leaky_slope, yp.data() + at, a);
           for (int64_t q = 0; q < len; ++q) a[q] += row0;
         }
       });
@@ -1240,17 +1261,15 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
       for (int64_t u0 = e0; u0 < e1; u0 += pp.per_tile) {
         const int64_t u1 = u0 + pp.per_tile < e1 ? u0 + pp.per_tile : e1;
         const int64_t cols = (u1 - u0) * pp.unit_cols;
-        for (int64_t kk = 0; kk < K; ++kk) std::fill(dz + kk * pp.ld, dz + kk * pp.ld + cols, 0.0f);
+        // dz of the tile: every element of its runs' row pairs written.
         for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
           const int64_t len = (i1 - i0) * pp.qp;
           for (int64_t kk = 0; kk < K; ++kk) {
             const int64_t at = ((img * K + kk) * pp.pp + i0) * pp.qp;
-            detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at,
-                                        dyp.data() + at, grow, len);
             // argmax is relative to the conv plane; the run starts at its row 2 i0.
-            float* d = dz + kk * pp.ld + u * pp.unit_cols - 2 * i0 * Q;
-            const int32_t* a = argmax + at;
-            for (int64_t q = 0; q < len; ++q) d[a[q]] = grow[q];
+            unpool_plane(kt, opt_.activation, opt_.leaky_slope, yp.data() + at, dyp.data() + at,
+                         argmax + at, 2 * i0 * Q, Q, i1 - i0, pp.qp, grow,
+                         dz + kk * pp.ld + u * pp.unit_cols);
             // db: the sum of dz, whose only nonzero entries are these.
             if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(grow, len));
           }

@@ -136,7 +136,7 @@ void MaxPool2D::forward(const Tensor& x, Tensor& y, Phase /*phase*/) {
       float* yp = y.data() + plane * p_out * q_out;
       int32_t* ap = argmax + plane * p_out * q_out;
       if (fast) {
-        pool2x2(xp, w, p_out, q_out, yp, ap);
+        pool2x2(xp, w, p_out, q_out, nullptr, 0, 0.0f, yp, ap);
         continue;
       }
       for (int64_t p = 0; p < p_out; ++p) {

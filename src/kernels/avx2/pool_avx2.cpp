@@ -1,7 +1,9 @@
 // AVX2 2x2 / stride 2 max pooling of one plane (kernels.hpp): 8 outputs per step. Even and
-// odd columns are separated with shuffle + cross-lane permute; the first maximum in window order
+// odd columns are separated with shuffle + cross-lane permute, the bias and activation (if any)
+// applied to each; the first maximum in window order
 // is kept with ordered greater-than compares (false for NaN, like the scalar '>') and blends,
 // which also select the argmax offset. The row tail (fewer than 8 outputs) is scalar.
+// unpool2x2 (its backward) is a plain loop over windows, left to the compiler.
 #include <cstdint>
 
 #include "kernels/kernels.hpp"
@@ -24,6 +26,38 @@ inline __m256 deinterleave(const float* s) {
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
 }
 
+// act(z + bias) (Bias) or act(z), as the scalar reference (relu: z > 0 ? z : 0; leaky_relu:
+// z > 0 ? z : slope z; ordered compares, so NaN takes the second branch).
+template <int Act, bool Bias>
+inline __m256 pre(__m256 z, __m256 bias, __m256 slope) {
+  if constexpr (Bias) z = _mm256_add_ps(z, bias);
+  if constexpr (Act == 1) {
+    return _mm256_and_ps(_mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ), z);
+  } else if constexpr (Act == 2) {
+    const __m256 pos = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ);
+    return _mm256_blendv_ps(_mm256_mul_ps(slope, z), z, pos);
+  } else {
+    (void)bias;
+    (void)slope;
+    return z;
+  }
+}
+
+template <int Act, bool Bias>
+inline float pre1(float z, float bias, float slope) {
+  if constexpr (Bias) z = z + bias;
+  if constexpr (Act == 1) {
+    (void)slope;
+    return z > 0.0f ? z : 0.0f;
+  } else if constexpr (Act == 2) {
+    return z > 0.0f ? z : slope * z;
+  } else {
+    (void)bias;
+    (void)slope;
+    return z;
+  }
+}
+
 inline void take_if_greater(__m256 v, __m256i code, __m256& best, __m256i& off) {
   const __m256 m = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
   best = _mm256_blendv_ps(best, v, m);
@@ -31,9 +65,10 @@ inline void take_if_greater(__m256 v, __m256i code, __m256& best, __m256i& off) 
       _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(off), _mm256_castsi256_ps(code), m));
 }
 
-}  // namespace
-
-void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y, int32_t* arg) {
+template <int Act, bool Bias>
+void pool_plane(const float* x, int64_t w, int64_t p_out, int64_t q_out, float bias, float slope,
+                float* y, int32_t* arg) {
+  const __m256 bv = _mm256_set1_ps(bias), sv = _mm256_set1_ps(slope);
   const __m256i two_lane = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
   const __m256i one = _mm256_set1_epi32(1), wv = _mm256_set1_epi32(static_cast<int32_t>(w)),
                 w1 = _mm256_set1_epi32(static_cast<int32_t>(w + 1));
@@ -45,18 +80,20 @@ void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* 
     const auto base = static_cast<int32_t>(2 * p * w);
     int64_t q = 0;
     for (; q + 8 <= q_out; q += 8) {
-      __m256 best = deinterleave<0x88>(r0 + 2 * q);
+      __m256 best = pre<Act, Bias>(deinterleave<0x88>(r0 + 2 * q), bv, sv);
       __m256i off = _mm256_setzero_si256();
-      take_if_greater(deinterleave<0xDD>(r0 + 2 * q), one, best, off);
-      take_if_greater(deinterleave<0x88>(r1 + 2 * q), wv, best, off);
-      take_if_greater(deinterleave<0xDD>(r1 + 2 * q), w1, best, off);
+      take_if_greater(pre<Act, Bias>(deinterleave<0xDD>(r0 + 2 * q), bv, sv), one, best, off);
+      take_if_greater(pre<Act, Bias>(deinterleave<0x88>(r1 + 2 * q), bv, sv), wv, best, off);
+      take_if_greater(pre<Act, Bias>(deinterleave<0xDD>(r1 + 2 * q), bv, sv), w1, best, off);
       const __m256i at = _mm256_add_epi32(
           _mm256_add_epi32(_mm256_set1_epi32(base + static_cast<int32_t>(2 * q)), two_lane), off);
       _mm256_storeu_ps(yr + q, best);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(ar + q), at);
     }
     for (; q < q_out; ++q) {
-      const float v[4] = {r0[2 * q], r0[2 * q + 1], r1[2 * q], r1[2 * q + 1]};
+      const float v[4] = {
+          pre1<Act, Bias>(r0[2 * q], bias, slope), pre1<Act, Bias>(r0[2 * q + 1], bias, slope),
+          pre1<Act, Bias>(r1[2 * q], bias, slope), pre1<Act, Bias>(r1[2 * q + 1], bias, slope)};
       const int64_t offs[4] = {0, 1, w, w + 1};
       int b = 0;
       for (int i = 1; i < 4; ++i)
@@ -67,14 +104,73 @@ void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* 
   }
 }
 
+template <int Act>
+void pool_plane_act(const float* x, int64_t w, int64_t p_out, int64_t q_out, const float* bias,
+                    float slope, float* y, int32_t* arg) {
+  if (bias)
+    pool_plane<Act, true>(x, w, p_out, q_out, *bias, slope, y, arg);
+  else
+    pool_plane<Act, false>(x, w, p_out, q_out, 0.0f, slope, y, arg);
+}
+
+template <int Act>
+void unpool_plane(const float* dy, const float* y, float slope, const int32_t* arg, int64_t arg0,
+                  int64_t w, int64_t p_out, int64_t q_out, float* g_out, float* dz) {
+  for (int64_t p = 0; p < p_out; ++p) {
+    const int64_t o = p * q_out;
+    float* __restrict d0 = dz + 2 * p * w;
+    float* __restrict d1 = d0 + w;
+    for (int64_t q = 0; q < q_out; ++q) {
+      float g = dy[o + q];
+      if constexpr (Act == 1) g = y[o + q] > 0.0f ? g : 0.0f;
+      if constexpr (Act == 2) g = y[o + q] > 0.0f ? g : slope * g;
+      if (g_out) g_out[o + q] = g;
+      // The argmax relative to its window's top-left corner: 0, 1, w or w + 1.
+      const int64_t code = arg[o + q] - arg0 - 2 * p * w - 2 * q;
+      d0[2 * q] = code == 0 ? g : 0.0f;
+      d0[2 * q + 1] = code == 1 ? g : 0.0f;
+      d1[2 * q] = code == w ? g : 0.0f;
+      d1[2 * q + 1] = code == w + 1 ? g : 0.0f;
+    }
+    for (int64_t c = 2 * q_out; c < w; ++c) d0[c] = d1[c] = 0.0f;
+  }
+}
+
+}  // namespace
+
+void unpool2x2(const float* dy, const float* y, int act, float slope, const int32_t* arg,
+               int64_t arg0, int64_t w, int64_t p_out, int64_t q_out, float* g_out, float* dz) {
+  if (act == 1)
+    unpool_plane<1>(dy, y, slope, arg, arg0, w, p_out, q_out, g_out, dz);
+  else if (act == 2)
+    unpool_plane<2>(dy, y, slope, arg, arg0, w, p_out, q_out, g_out, dz);
+  else
+    unpool_plane<0>(dy, y, slope, arg, arg0, w, p_out, q_out, g_out, dz);
+}
+
+void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, const float* bias, int act,
+                float slope, float* y, int32_t* arg) {
+  if (act == 1)
+    pool_plane_act<1>(x, w, p_out, q_out, bias, slope, y, arg);
+  else if (act == 2)
+    pool_plane_act<2>(x, w, p_out, q_out, bias, slope, y, arg);
+  else
+    pool_plane_act<0>(x, w, p_out, q_out, bias, slope, y, arg);
+}
+
 bool pool_compiled() {
   return true;
 }
 
 #else
 
-void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, float* y, int32_t* arg) {
-  ref::maxpool2x2(x, w, p_out, q_out, y, arg);
+void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, const float* bias, int act,
+                float slope, float* y, int32_t* arg) {
+  ref::maxpool2x2(x, w, p_out, q_out, bias, act, slope, y, arg);
+}
+void unpool2x2(const float* dy, const float* y, int act, float slope, const int32_t* arg,
+               int64_t arg0, int64_t w, int64_t p_out, int64_t q_out, float* g_out, float* dz) {
+  ref::unpool2x2(dy, y, act, slope, arg, arg0, w, p_out, q_out, g_out, dz);
 }
 bool pool_compiled() {
   return false;
