@@ -200,20 +200,24 @@ TEST_CASE("Backward follows the forward's fusion decision", "[fusion]") {
 
 TEST_CASE("Fused training steps allocate nothing once planned", "[fusion][memory]") {
   detail::set_fusion(true);
-  const FuseCase& fc = kCases[4];
-  Sequential m = make_model(fc);
-  m.compile("adam", "softmax_cross_entropy");
-  Rng rng(8);
-  Tensor x(m.input_shape().with_batch(fc.batch)), y({fc.batch});
-  fill(x, rng, false);
-  for (int64_t i = 0; i < fc.batch; ++i) y[i] = static_cast<float>(rng.below(3));
-  m.train_step(x, y);
-  m.train_step(x, y);
-  const int64_t tensors = Tensor::allocation_count();
-  const int64_t news = imgsim::testing::g_allocations.load();
-  for (int i = 0; i < 3; ++i) m.train_step(x, y);
-  CHECK(Tensor::allocation_count() == tensors);
-  CHECK(imgsim::testing::g_allocations.load() == news);
+  // An im2col first layer, and a Winograd pair.
+  for (const FuseCase* c : {&kCases[4], &kCases[6]}) {
+    const FuseCase& fc = *c;
+    INFO(fc.label);
+    Sequential m = make_model(fc);
+    m.compile("adam", "softmax_cross_entropy");
+    Rng rng(8);
+    Tensor x(m.input_shape().with_batch(fc.batch)), y({fc.batch});
+    fill(x, rng, false);
+    for (int64_t i = 0; i < fc.batch; ++i) y[i] = static_cast<float>(rng.below(3));
+    m.train_step(x, y);
+    m.train_step(x, y);
+    const int64_t tensors = Tensor::allocation_count();
+    const int64_t news = imgsim::testing::g_allocations.load();
+    for (int i = 0; i < 3; ++i) m.train_step(x, y);
+    CHECK(Tensor::allocation_count() == tensors);
+    CHECK(imgsim::testing::g_allocations.load() == news);
+  }
 }
 
 TEST_CASE("Fused Winograd pairs: blocks of images, any thread count", "[fusion][threads]") {

@@ -617,6 +617,56 @@ WinoLayer wino_layer(const kernels::Im2colGeometry& g, int64_t k, int64_t tile) 
   return w;
 }
 
+// One chunk of tiles [t0, t1) of each pass, shared by the plain and the pooling-fused layers. v is
+// a worker's buffers (pl.buf floats): V, then M or Z. K = pl.k, C = pl.c.
+//   forward: V = input transform of x; M[xi] = U[xi] V[xi]; out = output transform of M with
+//            bias b and activation code act (0, 1, 2).
+void wino_chunk_forward(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
+                        const float* x, const float* u, int64_t t0, int64_t t1, const float* b,
+                        int act, float slope, float* v, float* out) {
+  const int64_t K = pl.k, C = pl.c;
+  float* m = v + pl.xis * C * pl.ld;
+  kt.wino_input(wl.in, x, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
+  for (int64_t xi = 0; xi < pl.xis; ++xi)
+    kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * C * pl.ld, pl.ld, 0.0f,
+             m + xi * K * pl.ld, pl.ld);
+  kt.wino_output(wl.out, m, pl.ld, t0, t1, b, act, slope, false, out);
+}
+
+//   weights: V = input transform of x, Z = gradient transform of dz = dy * act'(y) (act code ac;
+//            y is read only if ac > 0, but must point to a tensor like dy); dbg[k] += the tiles'
+//            sums of dz (Z[sum_xi]) if dbg; dU[xi] = beta dU[xi] + Z[xi] V[xi]^T.
+void wino_chunk_weights(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
+                        const float* x, const float* dy, const float* y, int ac, float slope,
+                        int64_t t0, int64_t t1, float beta, float* v, float* dbg, float* du) {
+  const int64_t K = pl.k, C = pl.c, nt = t1 - t0;
+  float* z = v + pl.xis * C * pl.ld;
+  kt.wino_input(wl.in, x, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
+  kt.wino_grad(wl.out, dy, y, ac, slope, t0, t1, z, pl.ld);
+  if (dbg) {
+    const int64_t sum_xi = wl.out.tile == 4 ? 7 : 5;  // Z[sum_xi] holds each tile's sum of dz
+    for (int64_t kk = 0; kk < K; ++kk)
+      dbg[kk] += static_cast<float>(sum_row(z + (sum_xi * K + kk) * pl.ld, nt));
+  }
+  for (int64_t xi = 0; xi < pl.xis; ++xi)
+    kt.sgemm(false, true, K, C, nt, 1.0f, z + xi * K * pl.ld, pl.ld, v + xi * C * pl.ld, pl.ld,
+             beta, du + xi * K * C, C);
+}
+
+//   data:    V' = input transform of dz = dy * act'(y) over the dx tile grid; M'[xi] = U'[xi]
+//            V'[xi]; dx = (or +=, accumulate) output transform of M'.
+void wino_chunk_dx(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
+                   const float* dy, const float* y, int ac, float slope, const float* ut,
+                   int64_t t0, int64_t t1, bool accumulate, float* v, float* dx) {
+  const int64_t K = pl.k, C = pl.c, nt = t1 - t0;
+  float* m = v + pl.xis * K * pl.ld;
+  kt.wino_input(wl.dgrad, dy, y, ac, slope, t0, t1, v, pl.ld);
+  for (int64_t xi = 0; xi < pl.xis; ++xi)
+    kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * K * pl.ld, pl.ld, 0.0f,
+             m + xi * C * pl.ld, pl.ld);
+  kt.wino_output(wl.dx, m, pl.ld, t0, t1, nullptr, 0, 0.0f, accumulate, dx);
+}
+
 // u: the filters transformed by transform_filters(w, K, C, false, tile, u).
 void wino_forward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
                   Tensor& y, const float* u, const float* b, Activation act, float slope,
@@ -639,15 +689,10 @@ void wino_forward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, con
   std::atomic<int64_t> next{0};
   kernels::parallel_for(workers, [&](int64_t wk) {
     float* v = work.data() + wk * pl.buf;
-    float* m = v + xis * C * pl.ld;
     for (int64_t ci; (ci = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
       const int64_t t0 = ci * chunk, t1 = t0 + chunk < tiles ? t0 + chunk : tiles;
-      kt.wino_input(wl.in, x.data(), nullptr, 0, 0.0f, t0, t1, v, pl.ld);
-      for (int64_t xi = 0; xi < xis; ++xi)
-        kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * C * pl.ld, pl.ld,
-                 0.0f, m + xi * K * pl.ld, pl.ld);
-      kt.wino_output(wl.out, m, pl.ld, t0, t1, b, fused ? act_code(act) : 0, slope, false,
-                     y.data());
+      wino_chunk_forward(kt, wl, pl, x.data(), u, t0, t1, b, fused ? act_code(act) : 0, slope, v,
+                         y.data());
     }
   });
   if (!fused) {
@@ -670,7 +715,6 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
   const int64_t per_group = ceil_div(n, n < kMaxGroups ? n : kMaxGroups);
   const WinoPlan pl = make_wino_plan(C, K, n, per_group * (tt_out > tt_dx ? tt_out : tt_dx), tile);
   const int64_t xis = pl.xis;
-  const int64_t sum_xi = tile == 4 ? 7 : 5;  // Z[sum_xi] holds each tile's sum of dz
   const double flops = 2.0 * double(K) * double(C) * double(xis) *
                        ((weights ? double(n * tt_out) : 0.0) + (dx ? double(n * tt_dx) : 0.0));
   const int64_t workers = workers_for(pl.groups, flops);
@@ -689,33 +733,19 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
         float* du = parts + gi * pl.part;
         float* dbg = du + xis * K * C;
         for (int64_t kk = 0; kk < K; ++kk) dbg[kk] = 0.0f;
-        float* z = v + xis * C * pl.ld;
         const int64_t c0 = n0 * tt_out, c1 = n1 * tt_out;
         const int64_t chunk = round_up(ceil_div(c1 - c0, ceil_div(c1 - c0, pl.chunk)), 16);
-        for (int64_t t0 = c0; t0 < c1; t0 += chunk) {
-          const int64_t t1 = t0 + chunk < c1 ? t0 + chunk : c1, nt = t1 - t0;
-          kt.wino_input(wl.in, x.data(), nullptr, 0, 0.0f, t0, t1, v, pl.ld);
-          kt.wino_grad(wl.out, dy.data(), y.data(), ac, slope, t0, t1, z, pl.ld);
-          if (use_bias)
-            for (int64_t kk = 0; kk < K; ++kk)
-              dbg[kk] += static_cast<float>(sum_row(z + (sum_xi * K + kk) * pl.ld, nt));
-          for (int64_t xi = 0; xi < xis; ++xi)
-            kt.sgemm(false, true, K, C, nt, 1.0f, z + xi * K * pl.ld, pl.ld, v + xi * C * pl.ld,
-                     pl.ld, t0 == c0 ? 0.0f : 1.0f, du + xi * K * C, C);
-        }
+        for (int64_t t0 = c0; t0 < c1; t0 += chunk)
+          wino_chunk_weights(kt, wl, pl, x.data(), dy.data(), y.data(), ac, slope, t0,
+                             t0 + chunk < c1 ? t0 + chunk : c1, t0 == c0 ? 0.0f : 1.0f, v,
+                             use_bias ? dbg : nullptr, du);
       }
       if (dx) {
-        float* m = v + xis * K * pl.ld;
         const int64_t c0 = n0 * tt_dx, c1 = n1 * tt_dx;
         const int64_t chunk = round_up(ceil_div(c1 - c0, ceil_div(c1 - c0, pl.chunk)), 16);
-        for (int64_t t0 = c0; t0 < c1; t0 += chunk) {
-          const int64_t t1 = t0 + chunk < c1 ? t0 + chunk : c1, nt = t1 - t0;
-          kt.wino_input(wl.dgrad, dy.data(), y.data(), ac, slope, t0, t1, v, pl.ld);
-          for (int64_t xi = 0; xi < xis; ++xi)
-            kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * K * pl.ld, pl.ld,
-                     0.0f, m + xi * C * pl.ld, pl.ld);
-          kt.wino_output(wl.dx, m, pl.ld, t0, t1, nullptr, 0, 0.0f, !overwrite, dx->data());
-        }
+        for (int64_t t0 = c0; t0 < c1; t0 += chunk)
+          wino_chunk_dx(kt, wl, pl, dy.data(), y.data(), ac, slope, ut, t0,
+                        t0 + chunk < c1 ? t0 + chunk : c1, !overwrite, v, dx->data());
       }
     }
   });
@@ -732,9 +762,9 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
 //             writing the block's conv output yb (nb x K x 2Pp x Q) instead of y; then each
 //             plane of yb pooled into yp and argmax (argmax relative to the conv plane, row
 //             stride Q, as MaxPool2D stores it). yb stays in cache between the two.
-//   backward: dz of the block built from the pooling's gradient, dz = 0 then
-//             dz[argmax] = dyp * act'(yp) (y at the argmax is yp), db_g += the sum of those; then
-//             the weight and data passes of wino_backward on dz (act already applied).
+//   backward: dz of the block built from the pooling's gradient by the unpool2x2 kernel (zero but
+//             dz[argmax] = dyp * act'(yp), y at the argmax being yp), db_g += the sum of those;
+//             then the weight and data passes of wino_backward on dz (act already applied).
 // The values are the two layers': the same transforms and GEMM columns per tile, the same pooling
 // kernel (forward bitwise); the gradients differ only in the order of float sums. Threads:
 // forward, blocks shared dynamically with a yb per worker when there are enough of them (a
@@ -792,12 +822,8 @@ void wino_forward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile
   const kernels::KernelTable& kt = kernels::table();
   // Tiles [t0, t1) of the block of images from n0 into yb; v: a worker's V and M buffers.
   auto conv_chunk = [&](float* v, int64_t n0, int64_t t0, int64_t t1, float* yb) {
-    float* m = v + xis * C * pl.ld;
-    kt.wino_input(wl.in, x.data() + n0 * chw, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
-    for (int64_t xi = 0; xi < xis; ++xi)
-      kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * C * pl.ld, pl.ld,
-               0.0f, m + xi * K * pl.ld, pl.ld);
-    kt.wino_output(wl.out, m, pl.ld, t0, t1, b, fused ? act_code(act) : 0, slope, false, yb);
+    wino_chunk_forward(kt, wl, pl, x.data() + n0 * chw, u, t0, t1, b, fused ? act_code(act) : 0,
+                       slope, v, yb);
   };
   // Planes [j0, j1) of yb (plane j: image n0 + j / K, channel j % K) pooled.
   auto pool_planes = [&](float* yb, int64_t n0, int64_t j0, int64_t j1) {
@@ -904,30 +930,18 @@ void wino_backward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t til
                        pp.qp, grow, dz + j * pp.plane);
           if (use_bias) dbg[j % K] += static_cast<float>(sum_row(grow, pq));
         }
-        // dU_g[xi] (+)= Z[xi] V[xi]^T over the block's dz tiles.
-        float* z = v + xis * C * pl.ld;
+        // dU_g[xi] (+)= Z[xi] V[xi]^T over the block's dz tiles (db_g is summed above).
         const int64_t tiles = (n1 - n0) * tt_out, chunk = chunk_of(tiles);
-        for (int64_t t0 = 0; t0 < tiles; t0 += chunk) {
-          const int64_t t1 = t0 + chunk < tiles ? t0 + chunk : tiles, nt = t1 - t0;
-          kt.wino_input(wl.in, x.data() + n0 * chw, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
-          kt.wino_grad(wl.out, dz, dz, 0, 0.0f, t0, t1, z, pl.ld);
-          const float beta = n0 == g0 && t0 == 0 ? 0.0f : 1.0f;
-          for (int64_t xi = 0; xi < xis; ++xi)
-            kt.sgemm(false, true, K, C, nt, 1.0f, z + xi * K * pl.ld, pl.ld, v + xi * C * pl.ld,
-                     pl.ld, beta, du + xi * K * C, C);
-        }
+        for (int64_t t0 = 0; t0 < tiles; t0 += chunk)
+          wino_chunk_weights(kt, wl, pl, x.data() + n0 * chw, dz, dz, 0, 0.0f, t0,
+                             t0 + chunk < tiles ? t0 + chunk : tiles,
+                             n0 == g0 && t0 == 0 ? 0.0f : 1.0f, v, nullptr, du);
         if (!dx) continue;
-        float* m = v + xis * K * pl.ld;
         const int64_t dtiles = (n1 - n0) * tt_dx, dchunk = chunk_of(dtiles);
-        for (int64_t t0 = 0; t0 < dtiles; t0 += dchunk) {
-          const int64_t t1 = t0 + dchunk < dtiles ? t0 + dchunk : dtiles, nt = t1 - t0;
-          kt.wino_input(wl.dgrad, dz, dz, 0, 0.0f, t0, t1, v, pl.ld);
-          for (int64_t xi = 0; xi < xis; ++xi)
-            kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * K * pl.ld, pl.ld,
-                     0.0f, m + xi * C * pl.ld, pl.ld);
-          kt.wino_output(wl.dx, m, pl.ld, t0, t1, nullptr, 0, 0.0f, !overwrite,
-                         dx->data() + n0 * chw);
-        }
+        for (int64_t t0 = 0; t0 < dtiles; t0 += dchunk)
+          wino_chunk_dx(kt, wl, pl, dz, dz, 0, 0.0f, ut, t0,
+                        t0 + dchunk < dtiles ? t0 + dchunk : dtiles, !overwrite, v,
+                        dx->data() + n0 * chw);
       }
     }
   });
