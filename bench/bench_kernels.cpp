@@ -38,6 +38,15 @@ const Shape kShapes[] = {
     {"conv2_dw",        false, true,  64,  288,       109 * 109},
     {"conv2_dx",        true,  false, 288, 109 * 109, 64},
     {"small_64x256x128", false, false, 64, 256,       128},  // just above the threading threshold
+    // One Winograd F(4x4) chunk's GEMM (one of 36), as the seed's conv2 (C 32, K 64, 96 tiles)
+    // and conv3 (C 64, K 128, 48 tiles) run them: forward M = U V, weights dU = Z V^T, data
+    // M' = U'^T V'.
+    {"wino2_fwd",       false, false, 64,  96,        32},
+    {"wino2_dw",        false, true,  64,  32,        96},
+    {"wino2_dx",        false, false, 32,  96,        64},
+    {"wino3_fwd",       false, false, 128, 48,        64},
+    {"wino3_dw",        false, true,  128, 64,        48},
+    {"wino3_dx",        false, false, 64,  48,        128},
     {"square256",       false, false, 256, 256,       256},
     {"square512",       false, false, 512, 512,       512},
     {"square1024",      false, false, 1024, 1024,     1024},

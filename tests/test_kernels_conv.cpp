@@ -467,7 +467,8 @@ TEST_CASE("Winograd transforms: every ISA equals the reference", "[kernels][wino
             // Input transform: plain, and as dz = x * act'(y) for every activation code.
             for (int act = -1; act <= 4; ++act) {
               INFO("act " << act);
-              std::vector<float> want(static_cast<size_t>(xis * C * ld), kSentinel), got(want);
+              std::vector<float> want(static_cast<size_t>(xis * (C * ld + kWinoXiPad)), kSentinel),
+                  got(want);
               const float* ys = act < 0 ? nullptr : yv.data();
               ref::wino_input(g, x.data(), ys, act, 0.1f, t0, t1, want.data(), ld);
               t.wino_input(g, x.data(), ys, act, 0.1f, t0, t1, got.data(), ld);
@@ -475,7 +476,8 @@ TEST_CASE("Winograd transforms: every ISA equals the reference", "[kernels][wino
             }
             // Output transform (K = C here) into an output prefilled with a pattern; every mode.
             const WinoGeometry go{C, 0, 0, 0, 0, g.out_h, g.out_w, tile};
-            std::vector<float> m(static_cast<size_t>(xis * C * ld)), bias(static_cast<size_t>(C));
+            std::vector<float> m(static_cast<size_t>(xis * (C * ld + kWinoXiPad))),
+                bias(static_cast<size_t>(C));
             for (float& v : m) v = nd(rng);
             for (float& v : bias) v = nd(rng);
             const auto out_n = static_cast<size_t>(n * C * g.out_h * g.out_w);
@@ -496,7 +498,8 @@ TEST_CASE("Winograd transforms: every ISA equals the reference", "[kernels][wino
             for (float& v : yo) v = nd(rng) > 0 ? 0.5f * std::abs(nd(rng)) : 0.0f;
             for (int act = 0; act <= 4; ++act) {
               INFO("grad act " << act);
-              std::vector<float> want(static_cast<size_t>(xis * C * ld), kSentinel), got(want);
+              std::vector<float> want(static_cast<size_t>(xis * (C * ld + kWinoXiPad)), kSentinel),
+                  got(want);
               ref::wino_grad(go, dyv.data(), yo.data(), act, 0.1f, t0, t1, want.data(), ld);
               t.wino_grad(go, dyv.data(), yo.data(), act, 0.1f, t0, t1, got.data(), ld);
               for (std::size_t i = 0; i < want.size(); ++i) REQUIRE(same_value(got[i], want[i]));

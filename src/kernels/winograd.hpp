@@ -19,7 +19,10 @@
 //
 // Tiles: the outputs (P x Q) are covered by th = ceil(P/2) x tw = ceil(Q/2) tiles of 2x2; over a
 // batch, tile t = n*th*tw + ty*tw + tx, and a call handles tiles [t0, t1). Matrices are stored
-// per xi, row by row: V[(xi*C + c) * ld + (t - t0)], likewise M and Z.
+// per xi, row by row: V[xi*(C*ld + kWinoXiPad) + c*ld + (t - t0)], likewise M and Z (K rows).
+// The pad of one cache line between the matrices matters: C*ld is often a multiple of 1024
+// floats, so without it the 16 or 36 values of a tile, one per matrix, would share one L1 set
+// (4 KiB apart) and the transforms, which read or write them together, would miss on each.
 //
 // Activation codes (nn::Activation order): 0 linear, 1 relu, 2 leaky_relu (slope), 3 tanh,
 // 4 sigmoid. act'(z) is written through the output y as in nn/act.hpp (tanh: (1 - y)(1 + y)).
@@ -46,6 +49,10 @@
 
 namespace imgsim::kernels {
 
+// Floats between the end of V[xi] (or M[xi], Z[xi]) and the start of the next: matrix xi starts at
+// xi * (rows * ld + kWinoXiPad).
+constexpr int64_t kWinoXiPad = 16;
+
 struct WinoGeometry {
   int64_t channels = 0, height = 0, width = 0;  // the input of the transform: C, H, W
   int64_t pad_top = 0, pad_left = 0;            // input row of output row 0 is -pad_top
@@ -56,11 +63,10 @@ struct WinoGeometry {
   int64_t patch() const { return tile + 2; }
 };
 
-// Input transform: V[(xi*C + c)*ldv + t - t0] = (B^T d B)[xi] for the patch d of channel c under
-// tile t (rows m ty - pt .. + n - 1, columns m tx - pl .. + n - 1 with m = g.tile, n = m + 2;
-// zero outside the image). x is the batch
-// (N, C, H, W). If y is not null the input is dz = x * act'(y) (x is dy, y the layer output, both
-// (N, C, H, W)); otherwise act is ignored.
+// Input transform: V[xi*(C*ldv + kWinoXiPad) + c*ldv + t - t0] = (B^T d B)[xi] for the patch d of
+// channel c under tile t (rows m ty - pt .. + n - 1, columns m tx - pl .. + n - 1 with m = g.tile,
+// n = m + 2; zero outside the image). x is the batch (N, C, H, W). If y is not null the input is dz
+// = x * act'(y) (x is dy, y the layer output, both (N, C, H, W)); otherwise act is ignored.
 using WinoInputFn = void (*)(const WinoGeometry& g, const float* x, const float* y, int act,
                              float slope, int64_t t0, int64_t t1, float* v, int64_t ldv);
 
@@ -72,10 +78,10 @@ using WinoOutputFn = void (*)(const WinoGeometry& g, const float* m, int64_t ldm
                               int64_t t1, const float* bias, int act, float slope, bool accumulate,
                               float* out);
 
-// Gradient-tile transform: Z[(xi*K + k)*ldz + t - t0] = (A dz A^T)[xi] for the m x m tile of
-// dz = dy * act'(y) at outputs (m ty.., m tx..) (zero outside P x Q); K = g.channels, dy and y
-// are (N, K, P, Q). For m = 2, Z[xi = 5] is (dz00 + dz10) + (dz01 + dz11), the tile's sum: the
-// bias gradient; for m = 4 the sum is Z[7].
+// Gradient-tile transform: Z[xi*(K*ldz + kWinoXiPad) + k*ldz + t - t0] = (A dz A^T)[xi] for the m x
+// m tile of dz = dy * act'(y) at outputs (m ty.., m tx..) (zero outside P x Q); K = g.channels, dy
+// and y are (N, K, P, Q). For m = 2, Z[xi = 5] is (dz00 + dz10) + (dz01 + dz11), the tile's sum:
+// the bias gradient; for m = 4 the sum is Z[7].
 using WinoGradFn = void (*)(const WinoGeometry& g, const float* dy, const float* y, int act,
                             float slope, int64_t t0, int64_t t1, float* z, int64_t ldz);
 

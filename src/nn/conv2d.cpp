@@ -419,7 +419,8 @@ struct WinoPlan {
   int64_t c = 0, k = 0;
   int64_t xis = 0;            // products per tile: (m + 2)^2, 16 for F(2x2) and 36 for F(4x4)
   int64_t chunk = 0, ld = 0;  // tiles per chunk (a multiple of 16), buffer row stride
-  int64_t buf = 0;            // floats per worker: xis (C + K) ld
+  int64_t buf = 0;            // floats per worker: V (xis vc) and M or Z (xis vk)
+  int64_t vc = 0, vk = 0;     // matrix xi to xi + 1 in V (C rows) and M / Z (K rows)
   int64_t ufl = 0;            // floats of one transformed filter set: xis K C, rounded up to 16
   int64_t groups = 0, part = 0;
 };
@@ -433,7 +434,9 @@ WinoPlan make_wino_plan(int64_t c, int64_t k, int64_t n, int64_t max_tiles, int6
   if (t < 48) t = 48;
   p.chunk = t < round_up(max_tiles, 16) ? t : round_up(max_tiles, 16);
   p.ld = p.chunk % 64 == 0 ? p.chunk + 16 : p.chunk;
-  p.buf = p.xis * (c + k) * p.ld;
+  p.vc = c * p.ld + kernels::kWinoXiPad;
+  p.vk = k * p.ld + kernels::kWinoXiPad;
+  p.buf = p.xis * (p.vc + p.vk);
   p.ufl = round_up(p.xis * k * c, 16);
   p.groups = n < kMaxGroups ? n : kMaxGroups;
   p.part = round_up(p.xis * k * c + k, 16);
@@ -625,11 +628,11 @@ void wino_chunk_forward(const kernels::KernelTable& kt, const WinoLayer& wl, con
                         const float* x, const float* u, int64_t t0, int64_t t1, const float* b,
                         int act, float slope, float* v, float* out) {
   const int64_t K = pl.k, C = pl.c;
-  float* m = v + pl.xis * C * pl.ld;
+  float* m = v + pl.xis * pl.vc;
   kt.wino_input(wl.in, x, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
   for (int64_t xi = 0; xi < pl.xis; ++xi)
-    kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * C * pl.ld, pl.ld, 0.0f,
-             m + xi * K * pl.ld, pl.ld);
+    kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * pl.vc, pl.ld, 0.0f,
+             m + xi * pl.vk, pl.ld);
   kt.wino_output(wl.out, m, pl.ld, t0, t1, b, act, slope, false, out);
 }
 
@@ -640,17 +643,17 @@ void wino_chunk_weights(const kernels::KernelTable& kt, const WinoLayer& wl, con
                         const float* x, const float* dy, const float* y, int ac, float slope,
                         int64_t t0, int64_t t1, float beta, float* v, float* dbg, float* du) {
   const int64_t K = pl.k, C = pl.c, nt = t1 - t0;
-  float* z = v + pl.xis * C * pl.ld;
+  float* z = v + pl.xis * pl.vc;
   kt.wino_input(wl.in, x, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
   kt.wino_grad(wl.out, dy, y, ac, slope, t0, t1, z, pl.ld);
   if (dbg) {
     const int64_t sum_xi = wl.out.tile == 4 ? 7 : 5;  // Z[sum_xi] holds each tile's sum of dz
     for (int64_t kk = 0; kk < K; ++kk)
-      dbg[kk] += static_cast<float>(sum_row(z + (sum_xi * K + kk) * pl.ld, nt));
+      dbg[kk] += static_cast<float>(sum_row(z + sum_xi * pl.vk + kk * pl.ld, nt));
   }
   for (int64_t xi = 0; xi < pl.xis; ++xi)
-    kt.sgemm(false, true, K, C, nt, 1.0f, z + xi * K * pl.ld, pl.ld, v + xi * C * pl.ld, pl.ld,
-             beta, du + xi * K * C, C);
+    kt.sgemm(false, true, K, C, nt, 1.0f, z + xi * pl.vk, pl.ld, v + xi * pl.vc, pl.ld, beta,
+             du + xi * K * C, C);
 }
 
 //   data:    V' = input transform of dz = dy * act'(y) over the dx tile grid; M'[xi] = U'[xi]
@@ -659,11 +662,11 @@ void wino_chunk_dx(const kernels::KernelTable& kt, const WinoLayer& wl, const Wi
                    const float* dy, const float* y, int ac, float slope, const float* ut,
                    int64_t t0, int64_t t1, bool accumulate, float* v, float* dx) {
   const int64_t K = pl.k, C = pl.c, nt = t1 - t0;
-  float* m = v + pl.xis * K * pl.ld;
+  float* m = v + pl.xis * pl.vk;
   kt.wino_input(wl.dgrad, dy, y, ac, slope, t0, t1, v, pl.ld);
   for (int64_t xi = 0; xi < pl.xis; ++xi)
-    kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * K * pl.ld, pl.ld, 0.0f,
-             m + xi * C * pl.ld, pl.ld);
+    kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * pl.vk, pl.ld, 0.0f,
+             m + xi * pl.vc, pl.ld);
   kt.wino_output(wl.dx, m, pl.ld, t0, t1, nullptr, 0, 0.0f, accumulate, dx);
 }
 

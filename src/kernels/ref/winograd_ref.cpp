@@ -82,7 +82,8 @@ void wino4_input(const WinoGeometry& g, const float* x, const float* y, int act,
       for (int j = 0; j < 6; ++j) {  // column j of B^T (d B)
         float col[6];
         wf4_bt(r[0][j], r[1][j], r[2][j], r[3][j], r[4][j], r[5][j], col);
-        for (int i = 0; i < 6; ++i) v[((6 * i + j) * C + c) * ldv + (t - t0)] = col[i];
+        for (int i = 0; i < 6; ++i)
+          v[(6 * i + j) * (C * ldv + kWinoXiPad) + c * ldv + (t - t0)] = col[i];
       }
     }
   }
@@ -96,7 +97,8 @@ void wino4_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0
     const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
     for (int64_t k = 0; k < K; ++k) {
       float mm[6][6];
-      for (int xi = 0; xi < 36; ++xi) mm[xi / 6][xi % 6] = m[(xi * K + k) * ldm + (t - t0)];
+      for (int xi = 0; xi < 36; ++xi)
+        mm[xi / 6][xi % 6] = m[xi * (K * ldm + kWinoXiPad) + k * ldm + (t - t0)];
       float s[4][6];  // A^T M, column by column
       for (int j = 0; j < 6; ++j) {
         float col[4];
@@ -141,7 +143,8 @@ void wino4_grad(const WinoGeometry& g, const float* dy, const float* y, int act,
       for (int i = 0; i < 6; ++i) {  // (A g) A^T
         float row[6];
         wf4_a(h[i][0], h[i][1], h[i][2], h[i][3], row);
-        for (int j = 0; j < 6; ++j) z[((6 * i + j) * K + k) * ldz + (t - t0)] = row[j];
+        for (int j = 0; j < 6; ++j)
+          z[(6 * i + j) * (K * ldz + kWinoXiPad) + k * ldz + (t - t0)] = row[j];
       }
     }
   }
@@ -173,7 +176,7 @@ void wino_input(const WinoGeometry& g, const float* x, const float* y, int act, 
         for (int j = 0; j < 4; ++j) db[i][j] = dot4(kBt[j], d[i], 1);
       for (int i = 0; i < 4; ++i)  // B^T (d B)
         for (int j = 0; j < 4; ++j)
-          v[((4 * i + j) * C + c) * ldv + (t - t0)] = dot4(kBt[i], &db[0][j], 4);
+          v[(4 * i + j) * (C * ldv + kWinoXiPad) + c * ldv + (t - t0)] = dot4(kBt[i], &db[0][j], 4);
     }
   }
 }
@@ -187,7 +190,8 @@ void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0,
     const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
     for (int64_t k = 0; k < K; ++k) {
       float mm[4][4];
-      for (int xi = 0; xi < 16; ++xi) mm[xi / 4][xi % 4] = m[(xi * K + k) * ldm + (t - t0)];
+      for (int xi = 0; xi < 16; ++xi)
+        mm[xi / 4][xi % 4] = m[xi * (K * ldm + kWinoXiPad) + k * ldm + (t - t0)];
       float s[2][4];  // A^T M
       for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 4; ++j) s[i][j] = dot4(kAt[i], &mm[0][j], 4);
@@ -235,7 +239,7 @@ void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, 
             val = c1 > 0.0f ? h[i][0] + h[i][1] : h[i][0] - h[i][1];
           else
             val = c0 != 0.0f ? h[i][0] : -h[i][1];
-          z[((4 * i + j) * K + k) * ldz + (t - t0)] = val;
+          z[(4 * i + j) * (K * ldz + kWinoXiPad) + k * ldz + (t - t0)] = val;
         }
     }
   }
