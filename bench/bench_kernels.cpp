@@ -47,6 +47,9 @@ const Shape kShapes[] = {
     {"wino3_fwd",       false, false, 128, 48,        64},
     {"wino3_dw",        false, true,  128, 64,        48},
     {"wino3_dx",        false, false, 64,  48,        128},
+    // The seed model's dense layer (86528 -> 128, batch 32) backward: dW = dz^T x, dx = dz W.
+    {"dense1_dw",       true,  false, 128, 86528,     32},
+    {"dense1_dx",       false, false, 32,  86528,     128},
     {"square256",       false, false, 256, 256,       256},
     {"square512",       false, false, 512, 512,       512},
     {"square1024",      false, false, 1024, 1024,     1024},
