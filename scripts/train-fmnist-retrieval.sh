@@ -16,7 +16,8 @@
 #   --threads N     training threads (default: all cores; results do not depend on it)
 #
 # Time on the development machine's 2 cores: about 4 minutes an epoch at width 64 (60 000
-# images), about twice that at width 96.
+# images), about twice that at width 96. Width 96 with 30 epochs reaches the issue's goal:
+# recall@1 0.9302, MAP@R 0.8831 (docs/cli.md, "Other recipes").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
