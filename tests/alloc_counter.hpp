@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "imgsim/tensor.hpp"
+
 // Counts every allocation through the global operator new of this test program, so that the
 // no-allocation rule of forward_backward can be checked for std::vector scratch too. Every
 // non-aligned form is replaced, so that each allocation and its release meet in malloc / free
@@ -16,6 +18,17 @@
 namespace imgsim::testing {
 // Number of operator new calls of this program so far.
 inline std::atomic<int64_t> g_allocations{0};
+
+// What f() allocated: Tensor buffers (Tensor::allocation_count) and operator new calls.
+struct Allocations {
+  int64_t tensors = 0, news = 0;
+};
+template <class F>
+Allocations allocations_during(F&& f) {
+  const int64_t tensors = Tensor::allocation_count(), news = g_allocations.load();
+  f();
+  return {Tensor::allocation_count() - tensors, g_allocations.load() - news};
+}
 }  // namespace imgsim::testing
 
 namespace {

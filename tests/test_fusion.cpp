@@ -212,11 +212,11 @@ TEST_CASE("Fused training steps allocate nothing once planned", "[fusion][memory
     for (int64_t i = 0; i < fc.batch; ++i) y[i] = static_cast<float>(rng.below(3));
     m.train_step(x, y);
     m.train_step(x, y);
-    const int64_t tensors = Tensor::allocation_count();
-    const int64_t news = imgsim::testing::g_allocations.load();
-    for (int i = 0; i < 3; ++i) m.train_step(x, y);
-    CHECK(Tensor::allocation_count() == tensors);
-    CHECK(imgsim::testing::g_allocations.load() == news);
+    const auto a = imgsim::testing::allocations_during([&] {
+      for (int i = 0; i < 3; ++i) m.train_step(x, y);
+    });
+    CHECK(a.tensors == 0);
+    CHECK(a.news == 0);
   }
 }
 

@@ -201,18 +201,16 @@ TEST_CASE("Training steps allocate nothing once buffers are planned", "[sequenti
   make_batch(8, x, y, 9);
   m.train_step(x, y);
   m.train_step(x, y);
-  const int64_t tensors = Tensor::allocation_count();
-  const int64_t news = imgsim::testing::g_allocations.load();
-  for (int i = 0; i < 5; ++i) m.train_step(x, y);
-  CHECK(Tensor::allocation_count() == tensors);
-  CHECK(imgsim::testing::g_allocations.load() == news);
+  const auto a = imgsim::testing::allocations_during([&] {
+    for (int i = 0; i < 5; ++i) m.train_step(x, y);
+  });
+  CHECK(a.tensors == 0);
+  CHECK(a.news == 0);
   // A smaller batch reuses the planned buffers too.
   Tensor xs = x.slice(0, 5).clone(), ys = y.slice(0, 5).clone();
-  const int64_t tensors2 = Tensor::allocation_count();
-  const int64_t news2 = imgsim::testing::g_allocations.load();
-  m.train_step(xs, ys);
-  CHECK(Tensor::allocation_count() == tensors2);
-  CHECK(imgsim::testing::g_allocations.load() == news2);
+  const auto b = imgsim::testing::allocations_during([&] { m.train_step(xs, ys); });
+  CHECK(b.tensors == 0);
+  CHECK(b.news == 0);
 }
 
 TEST_CASE("predict equals batched inference and keeps no training buffers", "[sequential]") {
