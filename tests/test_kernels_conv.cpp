@@ -287,6 +287,145 @@ TEST_CASE("unpool2x2: every ISA equals the reference", "[kernels][pool]") {
   }
 }
 
+TEST_CASE("transpose: every ISA equals the reference", "[kernels][sparse]") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (int64_t rows : {1, 3, 8, 9, 15, 16, 17, 27, 33}) {
+      for (int64_t cols : {1, 7, 8, 16, 17, 40, 61}) {
+        for (int64_t off : {0, 1}) {  // unaligned bases
+          DYNAMIC_SECTION(to_string(isa) << " " << rows << "x" << cols << " off=" << off) {
+            const int64_t lda = cols + 3, ldt = rows + 5;
+            std::vector<float> a(static_cast<size_t>(off + rows * lda));
+            for (float& v : a) v = normal(rng);
+            const auto size = static_cast<size_t>(off + cols * ldt + 1);
+            std::vector<float> want(size, kSentinel), got(size, kSentinel);
+            ref::transpose(a.data() + off, lda, rows, cols, want.data() + off, ldt);
+            t.transpose(a.data() + off, lda, rows, cols, got.data() + off, ldt);
+            for (std::size_t i = 0; i < size; ++i) REQUIRE(same_bits(got[i], want[i]));
+            // The reference moves every element to its place and writes nothing else.
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t j = 0; j < cols; ++j)
+                REQUIRE(same_bits(want[static_cast<size_t>(off + j * ldt + i)],
+                                  a[static_cast<size_t>(off + i * lda + j)]));
+            int64_t untouched = 0;
+            for (float v : want) untouched += same_bits(v, kSentinel);
+            REQUIRE(untouched == static_cast<int64_t>(size) - rows * cols);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("gather_rows_acc: every ISA agrees with the reference", "[kernels][sparse]") {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 288, 301}) {
+      for (int64_t count : {0, 1, 2, 3, 4, 5, 9, 100}) {
+        DYNAMIC_SECTION(to_string(isa) << " n=" << n << " count=" << count) {
+          // Rows n + 2 floats apart, the base one float past alignment, idx offset by idx0 and
+          // repeating rows; acc starts nonzero at an odd offset, a sentinel after it.
+          const int64_t ldr = n + 2, nrows = 37, idx0 = 1000;
+          std::vector<float> rows(static_cast<size_t>(1 + nrows * ldr));
+          for (float& v : rows) v = normal(rng);
+          std::vector<float> g(static_cast<size_t>(count));
+          std::vector<int32_t> idx(static_cast<size_t>(count));
+          std::uniform_int_distribution<int32_t> pick(0, nrows - 1);
+          for (int64_t i = 0; i < count; ++i) {
+            g[static_cast<size_t>(i)] = normal(rng);
+            idx[static_cast<size_t>(i)] = pick(rng) + static_cast<int32_t>(idx0);
+          }
+          std::vector<float> acc0(static_cast<size_t>(n + 2), kSentinel);
+          for (int64_t c = 0; c < n; ++c) acc0[static_cast<size_t>(c + 1)] = normal(rng);
+          std::vector<float> want = acc0, got = acc0;
+          const float* r = rows.data() + 1;
+          ref::gather_rows_acc(count, g.data(), idx.data(), idx0, r, ldr, n, want.data() + 1);
+          t.gather_rows_acc(count, g.data(), idx.data(), idx0, r, ldr, n, got.data() + 1);
+          REQUIRE(same_bits(got[0], kSentinel));
+          REQUIRE(same_bits(got[static_cast<size_t>(n + 1)], kSentinel));
+          for (int64_t c = 0; c < n; ++c) {
+            // Exact value and the bound of a float sum of count + 1 terms in any order.
+            double exact = acc0[static_cast<size_t>(c + 1)], mag = std::fabs(exact);
+            for (int64_t i = 0; i < count; ++i) {
+              const double p = double(g[static_cast<size_t>(i)]) *
+                               double(r[(idx[static_cast<size_t>(i)] - idx0) * ldr + c]);
+              exact += p;
+              mag += std::fabs(p);
+            }
+            const double bound = double(count + 2) * std::ldexp(1.0, -24) * mag;
+            const auto k = static_cast<size_t>(c + 1);
+            REQUIRE(std::fabs(double(want[k]) - exact) <= bound);
+            REQUIRE(std::fabs(double(got[k]) - exact) <= bound);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("scatter_rows_axpy: every ISA agrees with the reference", "[kernels][sparse]") {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 288, 301}) {
+      for (int64_t count : {0, 1, 2, 5, 100}) {
+        DYNAMIC_SECTION(to_string(isa) << " n=" << n << " count=" << count) {
+          // Rows n + 3 floats apart from one float past alignment, indices offset by idx0 and
+          // repeating (a row then gets several adds, in order); the floats between rows and
+          // after the last are sentinels that must survive.
+          const int64_t ldr = n + 3, nrows = 9, idx0 = -7;
+          const auto size = static_cast<size_t>(1 + nrows * ldr + 1);
+          std::vector<float> rows0(size, kSentinel);
+          for (int64_t j = 0; j < nrows; ++j)
+            for (int64_t c = 0; c < n; ++c)
+              rows0[static_cast<size_t>(1 + j * ldr + c)] = normal(rng);
+          std::vector<float> w(static_cast<size_t>(n + 1)), g(static_cast<size_t>(count));
+          for (float& v : w) v = normal(rng);
+          std::vector<int32_t> idx(static_cast<size_t>(count));
+          std::uniform_int_distribution<int32_t> pick(0, nrows - 1);
+          for (int64_t i = 0; i < count; ++i) {
+            g[static_cast<size_t>(i)] = normal(rng);
+            idx[static_cast<size_t>(i)] = pick(rng) + static_cast<int32_t>(idx0);
+          }
+          std::vector<float> want = rows0, got = rows0;
+          const float* wp = w.data() + 1;  // unaligned
+          ref::scatter_rows_axpy(count, g.data(), idx.data(), idx0, wp, n, want.data() + 1, ldr);
+          t.scatter_rows_axpy(count, g.data(), idx.data(), idx0, wp, n, got.data() + 1, ldr);
+          for (std::size_t i = 0; i < size; ++i) {
+            if (same_bits(rows0[i], kSentinel)) {
+              REQUIRE(same_bits(want[i], kSentinel));
+              REQUIRE(same_bits(got[i], kSentinel));
+            }
+          }
+          for (int64_t j = 0; j < nrows; ++j) {
+            for (int64_t c = 0; c < n; ++c) {
+              const auto k = static_cast<size_t>(1 + j * ldr + c);
+              double exact = rows0[k], mag = std::fabs(exact);
+              int64_t terms = 1;
+              for (int64_t i = 0; i < count; ++i) {
+                if (idx[static_cast<size_t>(i)] - idx0 != j) continue;
+                const double p = double(g[static_cast<size_t>(i)]) * double(wp[c]);
+                exact += p;
+                mag += std::fabs(p);
+                ++terms;
+              }
+              // Each add (and each product, without FMA) rounds once.
+              const double bound = double(2 * terms) * std::ldexp(1.0, -24) * mag;
+              REQUIRE(std::fabs(double(want[k]) - exact) <= bound);
+              REQUIRE(std::fabs(double(got[k]) - exact) <= bound);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 namespace {
 
 // Forward, dW, db and dx of one Conv2D call (gradients zeroed first, dx starting from 0.5).

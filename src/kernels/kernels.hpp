@@ -59,6 +59,26 @@ using Unpool2x2Fn = void (*)(const float* dy, const float* y, int act, float slo
 using GemmNtSmallFn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
                                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// t[j * ldt + i] = a[i * lda + j] for i < rows, j < cols (a and t do not overlap; nothing else of
+// t is written). Oracle and Isa::scalar entry: ref::transpose.
+using TransposeFn = void (*)(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t,
+                             int64_t ldt);
+
+// acc[c] += sum_{i < count} g[i] * rows[(idx[i] - idx0) * ldr + c] for c < n: the weight
+// gradient of a convolution followed by max pooling, whose output gradient is nonzero only at
+// the pooling's argmax (rows: the im2col columns transposed, one row per output position).
+// Each ISA sums in its own fixed order, which depends only on count and n. Oracle and
+// Isa::scalar entry: ref::gather_rows_acc.
+using GatherRowsAccFn = void (*)(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                                 const float* rows, int64_t ldr, int64_t n, float* acc);
+
+// rows[(idx[i] - idx0) * ldr + c] += g[i] * w[c] for c < n, i < count in order (an index may
+// repeat): the adjoint of gather_rows_acc, i.e. the im2col columns (transposed) of the data
+// gradient of a convolution followed by max pooling. The fast versions fuse the multiply-add.
+// Oracle and Isa::scalar entry: ref::scatter_rows_axpy.
+using ScatterRowsAxpyFn = void (*)(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                                   const float* w, int64_t n, float* rows, int64_t ldr);
+
 struct KernelTable {
   Isa isa;
   SgemmFn sgemm;
@@ -72,6 +92,9 @@ struct KernelTable {
   WinoOutputFn wino_output;
   WinoGradFn wino_grad;
   GemmNtSmallFn gemm_nt_small;
+  TransposeFn transpose;
+  GatherRowsAccFn gather_rows_acc;
+  ScatterRowsAxpyFn scatter_rows_axpy;
 };
 
 // The table for active_isa(); follows set_max_isa() (tables are static, one per ISA).
@@ -88,6 +111,11 @@ void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, const f
                 float slope, float* y, int32_t* arg);
 void unpool2x2(const float* dy, const float* y, int act, float slope, const int32_t* arg,
                int64_t arg0, int64_t w, int64_t p_out, int64_t q_out, float* g_out, float* dz);
+void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt);
+void gather_rows_acc(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                     const float* rows, int64_t ldr, int64_t n, float* acc);
+void scatter_rows_axpy(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                       const float* w, int64_t n, float* rows, int64_t ldr);
 }  // namespace ref
 
 // Blocked GEMMs and batch im2col / col2im tiles, one namespace per instruction set

@@ -1108,10 +1108,12 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
 //             (yp, argmax) = maxpool2x2 of act(out_u + b), argmax made plane-relative (+ 2i Q);
 //             the pooling kernel adds b and applies linear, relu or leaky_relu to each value it
 //             reads (tanh, sigmoid: act_row on out_u first)
-//   backward: dz_u = 0 but dz_u[argmax] = dyp * act'(yp) (kernels unpool2x2): the pooling's scatter
+//   backward: dz_u = 0 but dz_u[argmax] = g = dyp * act'(yp): the pooling's scatter
 //             (docs/layers-conv-pool.md) and the activation's derivative at once, since y at the
-//             argmax is yp; db sums those entries; dW and dx from dz_u as backward_parts does
-//             per tile.
+//             argmax is yp. So only the argmax columns count: db[k] += sum g,
+//             dW[k, :] += sum g col_u[:, argmax] and dcol_u[:, argmax] += g W[k, :] (then
+//             dx += col2im(dcol_u)), with col_u transposed so that a column is a row
+//             (kernels transpose, gather_rows_acc, scatter_rows_axpy).
 // The values are those of the two layers: out_u's columns are the same GEMM columns and the same
 // act_row, and the pooling kernel is the same, so yp and argmax are bitwise equal; the gradients
 // differ only in the order of their float sums (other tiles). A last conv row that the pooling
@@ -1149,16 +1151,20 @@ struct PoolPlan {
   int64_t unit_cols = 0;   // 2Q columns per unit
   int64_t per_tile = 0;    // units per tile
   int64_t ld = 0;          // row stride of the tile buffers
-  int64_t buf = 0;         // floats per worker: columns (CRS x ld), output / dz (K x ld), pooled
-                           // rows
+  int64_t buf = 0;         // floats per worker in forward: columns (CRS x ld), output (K x ld),
+                           // pooled rows
 };
 
-PoolPlan make_pool_plan(const Plan& pl, const kernels::Im2colGeometry& g) {
+// floats_per_col > 0: tiles of at most kTileFloats / floats_per_col columns instead of the
+// forward's pl.tile_max (buffers of other shapes: the backward's).
+PoolPlan make_pool_plan(const Plan& pl, const kernels::Im2colGeometry& g,
+                        int64_t floats_per_col = 0) {
   PoolPlan p;
   p.pp = g.out_h / 2;
   p.qp = g.out_w / 2;
   p.unit_cols = 2 * g.out_w;
-  p.per_tile = pl.tile_max / p.unit_cols > 1 ? pl.tile_max / p.unit_cols : 1;
+  const int64_t tile_max = floats_per_col > 0 ? kTileFloats / floats_per_col : pl.tile_max;
+  p.per_tile = tile_max / p.unit_cols > 1 ? tile_max / p.unit_cols : 1;
   p.ld = round_up(p.per_tile * p.unit_cols, 16);
   if (p.ld % 64 == 0) p.ld += 16;
   p.buf = (pl.crs + pl.k) * p.ld + round_up(p.per_tile * p.qp, 16);
@@ -1251,24 +1257,31 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
     return;
   }
   const Plan pl = make_plan(g, filters_, n);
-  const PoolPlan pp = make_pool_plan(pl, g);
   const int64_t K = filters_, CRS = pl.crs, Q = g.out_w, PQ = g.out_h * g.out_w;
-  const double flops =
-      (dx ? 4.0 : 2.0) * double(K) * double(CRS) * double(n * pp.pp * pp.unit_cols);
+  // dz is nonzero only at the argmaxes: a quarter of the columns (fewer if the pooling drops a row
+  // or column). dW gathers each argmax's im2col column, read as a row of colt (the tile's columns
+  // transposed); dx scatters g W[k] into the same row of dcolt, which goes back through col2im.
+  const int64_t ldr = round_up(CRS, 16);
+  const PoolPlan pp = make_pool_plan(pl, g, CRS + (dx ? 2 : 1) * ldr);
+  const int64_t tcols = pp.per_tile * pp.unit_cols;
+  const int64_t grow_len = round_up(pp.per_tile * pp.qp, 16);
+  const int64_t wbuf = CRS * pp.ld + (dx ? 2 : 1) * tcols * ldr + grow_len;
+  const double flops = (dx ? 4.0 : 2.0) * double(K) * double(CRS) * double(n * pp.pp * pp.qp);
   const int64_t workers = workers_for(pl.groups, flops);
-  work_.resize(Shape{workers * pp.buf + pl.groups * pl.part});
-  float* parts = work_.data() + workers * pp.buf;
+  work_.resize(Shape{workers * wbuf + pl.groups * pl.part});
+  float* parts = work_.data() + workers * wbuf;
   const kernels::KernelTable& kt = kernels::table();
   const float* w = weight_.data();
   std::atomic<int64_t> next{0};
   kernels::parallel_for(workers, [&](int64_t wk) {
-    float* col = work_.data() + wk * pp.buf;
-    float* dz = col + CRS * pp.ld;
-    float* grow = dz + K * pp.ld;  // dyp * act'(yp) for a run of pooled rows
+    float* col = work_.data() + wk * wbuf;  // im2col, then (with dx) dcolt transposed back
+    float* grow = col + CRS * pp.ld;        // dyp * act'(yp) for a run of pooled rows
+    float* colt = grow + grow_len;          // a row of ldr floats per column of the tile
+    float* dcolt = colt + tcols * ldr;      // with dx: dL/dcol, likewise
     for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
       float* dwg = parts + gi * pl.part;
       float* dbg = dwg + K * CRS;
-      for (int64_t kk = 0; kk < K; ++kk) dbg[kk] = 0.0f;
+      std::fill(dwg, dwg + K * CRS + K, 0.0f);
       const int64_t n0 = gi * n / pl.groups, n1 = (gi + 1) * n / pl.groups;
       if (dx && overwrite) {
         const int64_t chw = g.channels * g.height * g.width;
@@ -1278,30 +1291,29 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
       for (int64_t u0 = e0; u0 < e1; u0 += pp.per_tile) {
         const int64_t u1 = u0 + pp.per_tile < e1 ? u0 + pp.per_tile : e1;
         const int64_t cols = (u1 - u0) * pp.unit_cols;
-        // dz of the tile: every element of its runs' row pairs written.
-        for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
-          const int64_t len = (i1 - i0) * pp.qp;
-          for (int64_t kk = 0; kk < K; ++kk) {
-            const int64_t at = ((img * K + kk) * pp.pp + i0) * pp.qp;
-            // argmax is relative to the conv plane; the run starts at its row 2 i0.
-            unpool_plane(kt, opt_.activation, opt_.leaky_slope, yp.data() + at, dyp.data() + at,
-                         argmax + at, 2 * i0 * Q, Q, i1 - i0, pp.qp, grow,
-                         dz + kk * pp.ld + u * pp.unit_cols);
-            // db: the sum of dz, whose only nonzero entries are these.
-            if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(grow, len));
-          }
-        });
-        const float beta = u0 == e0 ? 0.0f : 1.0f;
         for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
           kt.im2col_tile(g, x.data(), img * PQ + 2 * i0 * Q, img * PQ + 2 * i1 * Q,
                          col + u * pp.unit_cols, pp.ld);
         });
-        if (CRS <= kSmallCrs)
-          kt.gemm_nt_small(K, CRS, cols, dz, pp.ld, col, pp.ld, beta, dwg, CRS);
-        else
-          kt.sgemm(false, true, K, CRS, cols, 1.0f, dz, pp.ld, col, pp.ld, beta, dwg, CRS);
+        kt.transpose(col, pp.ld, CRS, cols, colt, ldr);
+        if (dx) std::fill(dcolt, dcolt + cols * ldr, 0.0f);
+        for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
+          const int64_t len = (i1 - i0) * pp.qp;
+          // argmax is relative to the conv plane; the run starts at its row 2 i0, at column
+          // u * 2Q of the tile.
+          const int64_t idx0 = 2 * i0 * Q - u * pp.unit_cols;
+          for (int64_t kk = 0; kk < K; ++kk) {
+            const int64_t at = ((img * K + kk) * pp.pp + i0) * pp.qp;
+            detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at,
+                                        dyp.data() + at, grow, len);
+            if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(grow, len));
+            kt.gather_rows_acc(len, grow, argmax + at, idx0, colt, ldr, CRS, dwg + kk * CRS);
+            if (dx)
+              kt.scatter_rows_axpy(len, grow, argmax + at, idx0, w + kk * CRS, CRS, dcolt, ldr);
+          }
+        });
         if (dx) {
-          kt.sgemm(true, false, CRS, cols, K, 1.0f, w, CRS, dz, pp.ld, 0.0f, col, pp.ld);
+          kt.transpose(dcolt, ldr, cols, CRS, col, pp.ld);
           for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
             kt.col2im_tile_add(g, col + u * pp.unit_cols, pp.ld, img * PQ + 2 * i0 * Q,
                                img * PQ + 2 * i1 * Q, dx->data());

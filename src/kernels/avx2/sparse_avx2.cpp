@@ -1,0 +1,148 @@
+// AVX2 transpose and gathered-row accumulation (kernels.hpp).
+//
+// transpose: 8 x 8 blocks transposed in registers (in-lane unpacks and shuffles, then 128-bit
+// lane permutes); the row and column tails of a block use masked loads (missing rows read as
+// zero) and masked stores.
+//
+// gather_rows_acc: 16 floats of the accumulator at a time (two ymm), two rows in flight with
+// their own accumulators (four ymm); the row tail uses masked loads, which never touch the
+// masked-off floats. Order of the sums: row i goes to accumulator i mod 2, then (a0 + a1) to acc.
+#include <cstdint>
+
+#include "kernels/kernels.hpp"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define IMGSIM_HAVE_AVX2_SPARSE 1
+#endif
+
+namespace imgsim::kernels::avx2 {
+
+#ifdef IMGSIM_HAVE_AVX2_SPARSE
+
+namespace {
+
+// Lanes [0, n) set (all bits of a lane), n in [0, 8].
+inline __m256i lanes(int64_t n) {
+  const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), iota);
+}
+
+// r[0..8) rows in, columns out.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);      // a0 b0 a1 b1 per 128-bit lane
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);  // a2 b2 a3 b3
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);          // a0 b0 c0 d0
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);      // a1 b1 c1 d1
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);  // a2 b2 c2 d2
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);  // a3 b3 c3 d3
+  }
+  for (int m = 0; m < 4; ++m) {
+    t[m] = _mm256_permute2f128_ps(r[m], r[4 + m], 0x20);      // column m
+    t[4 + m] = _mm256_permute2f128_ps(r[m], r[4 + m], 0x31);  // column 4 + m
+  }
+  for (int i = 0; i < 8; ++i) r[i] = t[i];
+}
+
+template <bool Two>
+void gather_block(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                  const float* rows, int64_t ldr, __m256i m0, __m256i m1, float* acc) {
+  __m256 a[2], b[2];
+  for (int u = 0; u < 2; ++u) a[u] = b[u] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= count; i += 2) {
+    for (int u = 0; u < 2; ++u) {
+      const float* p = rows + (idx[i + u] - idx0) * ldr;
+      const __m256 gv = _mm256_set1_ps(g[i + u]);
+      a[u] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p, m0), a[u]);
+      if constexpr (Two) b[u] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p + 8, m1), b[u]);
+    }
+  }
+  if (i < count) {
+    const float* p = rows + (idx[i] - idx0) * ldr;
+    const __m256 gv = _mm256_set1_ps(g[i]);
+    a[0] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p, m0), a[0]);
+    if constexpr (Two) b[0] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p + 8, m1), b[0]);
+  }
+  _mm256_maskstore_ps(acc, m0,
+                      _mm256_add_ps(_mm256_maskload_ps(acc, m0), _mm256_add_ps(a[0], a[1])));
+  if constexpr (Two)
+    _mm256_maskstore_ps(acc + 8, m1,
+                        _mm256_add_ps(_mm256_maskload_ps(acc + 8, m1), _mm256_add_ps(b[0], b[1])));
+}
+
+}  // namespace
+
+void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt) {
+  __m256 r[8];
+  for (int64_t i0 = 0; i0 < rows; i0 += 8) {
+    const int64_t rb = rows - i0 < 8 ? rows - i0 : 8;
+    const __m256i mrow = lanes(rb);
+    for (int64_t j0 = 0; j0 < cols; j0 += 8) {
+      const int64_t cb = cols - j0 < 8 ? cols - j0 : 8;
+      const __m256i mcol = lanes(cb);
+      for (int64_t i = 0; i < 8; ++i)
+        r[i] = i < rb ? _mm256_maskload_ps(a + (i0 + i) * lda + j0, mcol) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int64_t j = 0; j < cb; ++j) _mm256_maskstore_ps(t + (j0 + j) * ldt + i0, mrow, r[j]);
+    }
+  }
+}
+
+void gather_rows_acc(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                     const float* rows, int64_t ldr, int64_t n, float* acc) {
+  for (int64_t c0 = 0; c0 < n; c0 += 16) {
+    const int64_t nc = n - c0 < 16 ? n - c0 : 16;
+    if (nc > 8)
+      gather_block<true>(count, g, idx, idx0, rows + c0, ldr, lanes(8), lanes(nc - 8), acc + c0);
+    else
+      gather_block<false>(count, g, idx, idx0, rows + c0, ldr, lanes(nc), lanes(0), acc + c0);
+  }
+}
+
+void scatter_rows_axpy(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                       const float* w, int64_t n, float* rows, int64_t ldr) {
+  // 16 floats of w in registers, every row in order.
+  for (int64_t c0 = 0; c0 < n; c0 += 16) {
+    const int64_t nc = n - c0 < 16 ? n - c0 : 16;
+    const __m256i m0 = lanes(nc), m1 = lanes(nc > 8 ? nc - 8 : 0);
+    const __m256 w0 = _mm256_maskload_ps(w + c0, m0), w1 = _mm256_maskload_ps(w + c0 + 8, m1);
+    float* base = rows + c0;
+    for (int64_t i = 0; i < count; ++i) {
+      float* r = base + (idx[i] - idx0) * ldr;
+      const __m256 gv = _mm256_set1_ps(g[i]);
+      _mm256_maskstore_ps(r, m0, _mm256_fmadd_ps(gv, w0, _mm256_maskload_ps(r, m0)));
+      if (nc > 8)
+        _mm256_maskstore_ps(r + 8, m1, _mm256_fmadd_ps(gv, w1, _mm256_maskload_ps(r + 8, m1)));
+    }
+  }
+}
+
+bool sparse_compiled() {
+  return true;
+}
+
+#else  // this build cannot compile AVX2 code; the registry never selects it
+
+void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt) {
+  ref::transpose(a, lda, rows, cols, t, ldt);
+}
+void gather_rows_acc(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                     const float* rows, int64_t ldr, int64_t n, float* acc) {
+  ref::gather_rows_acc(count, g, idx, idx0, rows, ldr, n, acc);
+}
+void scatter_rows_axpy(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
+                       const float* w, int64_t n, float* rows, int64_t ldr) {
+  ref::scatter_rows_axpy(count, g, idx, idx0, w, n, rows, ldr);
+}
+bool sparse_compiled() {
+  return false;
+}
+
+#endif
+
+}  // namespace imgsim::kernels::avx2
