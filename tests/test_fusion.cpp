@@ -158,6 +158,45 @@ TEST_CASE("Fused Conv2D + MaxPool2D: forward bitwise, gradients as unfused", "[f
   }
 }
 
+TEST_CASE("Fused pairs with many channels on im2col: the channels-last backward", "[fusion][hwc]") {
+  // The Winograd-shaped cases forced onto im2col (both models): C >= 16, so the fused backward
+  // gathers and scatters the patches of a channels-last image ('same' padding, odd outputs, every
+  // activation, with and without dx). Integer data are exact in any order here (no Winograd).
+  detail::set_conv_algo(detail::ConvAlgo::im2col);
+  for (const FuseCase& fc : kCases) {
+    if (!fc.wino) continue;
+    for (bool integers : {true, false}) {
+      INFO(fc.label << (integers ? ", integer data" : ", float data") << ", im2col");
+      const Run ref = run(fc, false, integers), fz = run(fc, true, integers);
+      CHECK(same_bits(ref.y, fz.y));
+      REQUIRE(ref.grads.size() == fz.grads.size());
+      if (integers && (fc.act == Activation::linear || fc.act == Activation::relu)) {
+        CHECK(same_bits(ref.dx, fz.dx));
+        for (std::size_t i = 0; i < ref.grads.size(); ++i)
+          CHECK(same_bits(ref.grads[i], fz.grads[i]));
+      } else {
+        CHECK(rel_diff(ref.dx, fz.dx) < 1e-5);
+        for (std::size_t i = 0; i < ref.grads.size(); ++i)
+          CHECK(rel_diff(ref.grads[i], fz.grads[i]) < 1e-5);
+      }
+    }
+  }
+  // Any thread count, bit for bit.
+  const FuseCase& fc = kCases[7];
+  const int threads = num_threads();
+  set_num_threads(1);
+  const Run one = run(fc, true, false);
+  for (int t : {2, 3}) {
+    set_num_threads(t);
+    const Run r = run(fc, true, false);
+    INFO(t << " threads");
+    CHECK(same_bits(one.dx, r.dx));
+    for (std::size_t i = 0; i < one.grads.size(); ++i) CHECK(same_bits(one.grads[i], r.grads[i]));
+  }
+  set_num_threads(threads);
+  detail::set_conv_algo(detail::ConvAlgo::automatic);
+}
+
 TEST_CASE("Fused Conv2D + MaxPool2D does not depend on the thread count", "[fusion][threads]") {
   const FuseCase& fc = kCases[4];
   const int threads = num_threads();
@@ -200,8 +239,8 @@ TEST_CASE("Backward follows the forward's fusion decision", "[fusion]") {
 
 TEST_CASE("Fused training steps allocate nothing once planned", "[fusion][memory]") {
   detail::set_fusion(true);
-  // An im2col first layer, and a Winograd pair.
-  for (const FuseCase* c : {&kCases[4], &kCases[6]}) {
+  // An im2col first layer, a Winograd pair, and a pair with a channels-last backward.
+  for (const FuseCase* c : {&kCases[4], &kCases[6], &kCases[9]}) {
     const FuseCase& fc = *c;
     INFO(fc.label);
     Sequential m = make_model(fc);

@@ -319,47 +319,82 @@ TEST_CASE("transpose: every ISA equals the reference", "[kernels][sparse]") {
   }
 }
 
-TEST_CASE("gather_rows_acc: every ISA agrees with the reference", "[kernels][sparse]") {
+namespace {
+
+// Patches for gather_acc / scatter_axpy: nseg runs of n floats at seg[s] from each of count
+// positions off[i]. Layout 0: one run per position, rows n + 2 floats apart (transposed im2col
+// columns); layout 1: a channels-last image of 6 x 7 pixels of n channels (n + 1 floats apart),
+// 3 x 3 runs per position, so neighbouring patches overlap. Positions repeat.
+struct Patches {
+  std::vector<int64_t> off, seg;
+  int64_t size = 0;  // floats the patches span
+};
+
+Patches make_patches(int layout, int64_t n, int64_t count, std::mt19937& rng) {
+  Patches p;
+  if (layout == 0) {
+    const int64_t ldr = n + 2, rows = 37;
+    p.seg = {0};
+    std::uniform_int_distribution<int64_t> pick(0, rows - 1);
+    for (int64_t i = 0; i < count; ++i) p.off.push_back(pick(rng) * ldr);
+    p.size = rows * ldr;
+  } else {
+    const int64_t ch = n + 1, w = 7, h = 6;
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t c = 0; c < 3; ++c) p.seg.push_back((r * w + c) * ch);
+    std::uniform_int_distribution<int64_t> py(0, h - 3), px(0, w - 3);
+    for (int64_t i = 0; i < count; ++i) p.off.push_back((py(rng) * w + px(rng)) * ch);
+    p.size = h * w * ch;
+  }
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("gather_acc: every ISA agrees with the reference", "[kernels][sparse]") {
   std::mt19937 rng(12);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
-    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 288, 301}) {
-      for (int64_t count : {0, 1, 2, 3, 4, 5, 9, 100}) {
-        DYNAMIC_SECTION(to_string(isa) << " n=" << n << " count=" << count) {
-          // Rows n + 2 floats apart, the base one float past alignment, idx offset by idx0 and
-          // repeating rows; acc starts nonzero at an odd offset, a sentinel after it.
-          const int64_t ldr = n + 2, nrows = 37, idx0 = 1000;
-          std::vector<float> rows(static_cast<size_t>(1 + nrows * ldr));
-          for (float& v : rows) v = normal(rng);
-          std::vector<float> g(static_cast<size_t>(count));
-          std::vector<int32_t> idx(static_cast<size_t>(count));
-          std::uniform_int_distribution<int32_t> pick(0, nrows - 1);
-          for (int64_t i = 0; i < count; ++i) {
-            g[static_cast<size_t>(i)] = normal(rng);
-            idx[static_cast<size_t>(i)] = pick(rng) + static_cast<int32_t>(idx0);
-          }
-          std::vector<float> acc0(static_cast<size_t>(n + 2), kSentinel);
-          for (int64_t c = 0; c < n; ++c) acc0[static_cast<size_t>(c + 1)] = normal(rng);
-          std::vector<float> want = acc0, got = acc0;
-          const float* r = rows.data() + 1;
-          ref::gather_rows_acc(count, g.data(), idx.data(), idx0, r, ldr, n, want.data() + 1);
-          t.gather_rows_acc(count, g.data(), idx.data(), idx0, r, ldr, n, got.data() + 1);
-          REQUIRE(same_bits(got[0], kSentinel));
-          REQUIRE(same_bits(got[static_cast<size_t>(n + 1)], kSentinel));
-          for (int64_t c = 0; c < n; ++c) {
-            // Exact value and the bound of a float sum of count + 1 terms in any order.
-            double exact = acc0[static_cast<size_t>(c + 1)], mag = std::fabs(exact);
-            for (int64_t i = 0; i < count; ++i) {
-              const double p = double(g[static_cast<size_t>(i)]) *
-                               double(r[(idx[static_cast<size_t>(i)] - idx0) * ldr + c]);
-              exact += p;
-              mag += std::fabs(p);
+    for (int layout : {0, 1}) {
+      for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 288, 301}) {
+        for (int64_t count : {0, 1, 2, 3, 4, 5, 9, 100}) {
+          DYNAMIC_SECTION(to_string(isa)
+                          << " layout " << layout << " n=" << n << " count=" << count) {
+            // x one float past alignment; acc starts nonzero at an odd offset, a sentinel after.
+            const Patches pt = make_patches(layout, n, count, rng);
+            const auto nseg = static_cast<int64_t>(pt.seg.size());
+            std::vector<float> xbuf(static_cast<size_t>(1 + pt.size)),
+                g(static_cast<size_t>(count));
+            for (float& v : xbuf) v = normal(rng);
+            for (float& v : g) v = normal(rng);
+            const int64_t na = nseg * n;
+            std::vector<float> acc0(static_cast<size_t>(na + 2), kSentinel);
+            for (int64_t c = 0; c < na; ++c) acc0[static_cast<size_t>(c + 1)] = normal(rng);
+            std::vector<float> want = acc0, got = acc0;
+            const float* x = xbuf.data() + 1;
+            ref::gather_acc(count, g.data(), pt.off.data(), x, pt.seg.data(), nseg, n,
+                            want.data() + 1);
+            t.gather_acc(count, g.data(), pt.off.data(), x, pt.seg.data(), nseg, n, got.data() + 1);
+            REQUIRE(same_bits(got[0], kSentinel));
+            REQUIRE(same_bits(got[static_cast<size_t>(na + 1)], kSentinel));
+            for (int64_t sg = 0; sg < nseg; ++sg) {
+              for (int64_t c = 0; c < n; ++c) {
+                // Exact value and the bound of a float sum of count + 1 terms in any order.
+                const auto k = static_cast<size_t>(1 + sg * n + c);
+                double exact = acc0[k], mag = std::fabs(exact);
+                for (int64_t i = 0; i < count; ++i) {
+                  const auto ii = static_cast<size_t>(i);
+                  const double p =
+                      double(g[ii]) * double(x[pt.off[ii] + pt.seg[static_cast<size_t>(sg)] + c]);
+                  exact += p;
+                  mag += std::fabs(p);
+                }
+                const double bound = double(count + 2) * std::ldexp(1.0, -24) * mag;
+                REQUIRE(std::fabs(double(want[k]) - exact) <= bound);
+                REQUIRE(std::fabs(double(got[k]) - exact) <= bound);
+              }
             }
-            const double bound = double(count + 2) * std::ldexp(1.0, -24) * mag;
-            const auto k = static_cast<size_t>(c + 1);
-            REQUIRE(std::fabs(double(want[k]) - exact) <= bound);
-            REQUIRE(std::fabs(double(got[k]) - exact) <= bound);
           }
         }
       }
@@ -367,57 +402,65 @@ TEST_CASE("gather_rows_acc: every ISA agrees with the reference", "[kernels][spa
   }
 }
 
-TEST_CASE("scatter_rows_axpy: every ISA agrees with the reference", "[kernels][sparse]") {
+TEST_CASE("scatter_axpy: every ISA agrees with the reference", "[kernels][sparse]") {
   std::mt19937 rng(13);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
-    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 288, 301}) {
-      for (int64_t count : {0, 1, 2, 5, 100}) {
-        DYNAMIC_SECTION(to_string(isa) << " n=" << n << " count=" << count) {
-          // Rows n + 3 floats apart from one float past alignment, indices offset by idx0 and
-          // repeating (a row then gets several adds, in order); the floats between rows and
-          // after the last are sentinels that must survive.
-          const int64_t ldr = n + 3, nrows = 9, idx0 = -7;
-          const auto size = static_cast<size_t>(1 + nrows * ldr + 1);
-          std::vector<float> rows0(size, kSentinel);
-          for (int64_t j = 0; j < nrows; ++j)
-            for (int64_t c = 0; c < n; ++c)
-              rows0[static_cast<size_t>(1 + j * ldr + c)] = normal(rng);
-          std::vector<float> w(static_cast<size_t>(n + 1)), g(static_cast<size_t>(count));
-          for (float& v : w) v = normal(rng);
-          std::vector<int32_t> idx(static_cast<size_t>(count));
-          std::uniform_int_distribution<int32_t> pick(0, nrows - 1);
-          for (int64_t i = 0; i < count; ++i) {
-            g[static_cast<size_t>(i)] = normal(rng);
-            idx[static_cast<size_t>(i)] = pick(rng) + static_cast<int32_t>(idx0);
-          }
-          std::vector<float> want = rows0, got = rows0;
-          const float* wp = w.data() + 1;  // unaligned
-          ref::scatter_rows_axpy(count, g.data(), idx.data(), idx0, wp, n, want.data() + 1, ldr);
-          t.scatter_rows_axpy(count, g.data(), idx.data(), idx0, wp, n, got.data() + 1, ldr);
-          for (std::size_t i = 0; i < size; ++i) {
-            if (same_bits(rows0[i], kSentinel)) {
-              REQUIRE(same_bits(want[i], kSentinel));
-              REQUIRE(same_bits(got[i], kSentinel));
+    for (int layout : {0, 1}) {
+      for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 288, 301}) {
+        for (int64_t count : {0, 1, 2, 5, 100}) {
+          DYNAMIC_SECTION(to_string(isa)
+                          << " layout " << layout << " n=" << n << " count=" << count) {
+            // x one float past alignment, with a sentinel before and after and in every float
+            // no patch covers (the gaps between rows or pixels): those must survive.
+            const Patches pt = make_patches(layout, n, count, rng);
+            const auto nseg = static_cast<int64_t>(pt.seg.size());
+            const auto size = static_cast<size_t>(pt.size + 2);
+            std::vector<bool> covered(size, false);
+            // Every float a position of any offset could cover (the layout's patch grid).
+            const Patches all = make_patches(layout, n, 2000, rng);
+            for (int64_t o : all.off)
+              for (int64_t sg : all.seg)
+                for (int64_t c = 0; c < n; ++c) covered[static_cast<size_t>(1 + o + sg + c)] = true;
+            std::vector<float> x0(size, kSentinel);
+            for (std::size_t i = 0; i < size; ++i)
+              if (covered[i]) x0[i] = normal(rng);
+            std::vector<float> w(static_cast<size_t>(nseg * n + 1)), g(static_cast<size_t>(count));
+            for (float& v : w) v = normal(rng);
+            for (float& v : g) v = normal(rng);
+            const float* wp = w.data() + 1;  // unaligned
+            std::vector<float> want = x0, got = x0;
+            ref::scatter_axpy(count, g.data(), pt.off.data(), wp, pt.seg.data(), nseg, n,
+                              want.data() + 1);
+            t.scatter_axpy(count, g.data(), pt.off.data(), wp, pt.seg.data(), nseg, n,
+                           got.data() + 1);
+            // The exact result in double, with the sum of magnitudes and terms per float.
+            std::vector<double> exact(size), mag(size), terms(size, 1.0);
+            for (std::size_t i = 0; i < size; ++i) {
+              exact[i] = covered[i] ? x0[i] : 0.0;
+              mag[i] = std::fabs(exact[i]);
             }
-          }
-          for (int64_t j = 0; j < nrows; ++j) {
-            for (int64_t c = 0; c < n; ++c) {
-              const auto k = static_cast<size_t>(1 + j * ldr + c);
-              double exact = rows0[k], mag = std::fabs(exact);
-              int64_t terms = 1;
-              for (int64_t i = 0; i < count; ++i) {
-                if (idx[static_cast<size_t>(i)] - idx0 != j) continue;
-                const double p = double(g[static_cast<size_t>(i)]) * double(wp[c]);
-                exact += p;
-                mag += std::fabs(p);
-                ++terms;
+            for (int64_t i = 0; i < count; ++i)
+              for (int64_t sg = 0; sg < nseg; ++sg)
+                for (int64_t c = 0; c < n; ++c) {
+                  const auto ii = static_cast<size_t>(i), ss = static_cast<size_t>(sg);
+                  const auto k = static_cast<size_t>(1 + pt.off[ii] + pt.seg[ss] + c);
+                  const double p = double(g[ii]) * double(wp[sg * n + c]);
+                  exact[k] += p;
+                  mag[k] += std::fabs(p);
+                  terms[k] += 1.0;
+                }
+            for (std::size_t i = 0; i < size; ++i) {
+              if (!covered[i]) {
+                REQUIRE(same_bits(want[i], kSentinel));
+                REQUIRE(same_bits(got[i], kSentinel));
+                continue;
               }
               // Each add (and each product, without FMA) rounds once.
-              const double bound = double(2 * terms) * std::ldexp(1.0, -24) * mag;
-              REQUIRE(std::fabs(double(want[k]) - exact) <= bound);
-              REQUIRE(std::fabs(double(got[k]) - exact) <= bound);
+              const double bound = 2.0 * terms[i] * std::ldexp(1.0, -24) * mag[i];
+              REQUIRE(std::fabs(double(want[i]) - exact[i]) <= bound);
+              REQUIRE(std::fabs(double(got[i]) - exact[i]) <= bound);
             }
           }
         }

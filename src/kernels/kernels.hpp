@@ -64,20 +64,20 @@ using GemmNtSmallFn = void (*)(int64_t M, int64_t N, int64_t K, const float* A, 
 using TransposeFn = void (*)(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t,
                              int64_t ldt);
 
-// acc[c] += sum_{i < count} g[i] * rows[(idx[i] - idx0) * ldr + c] for c < n: the weight
-// gradient of a convolution followed by max pooling, whose output gradient is nonzero only at
-// the pooling's argmax (rows: the im2col columns transposed, one row per output position).
-// Each ISA sums in its own fixed order, which depends only on count and n. Oracle and
-// Isa::scalar entry: ref::gather_rows_acc.
-using GatherRowsAccFn = void (*)(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                                 const float* rows, int64_t ldr, int64_t n, float* acc);
+// acc[s * n + c] += sum_{i < count} g[i] * x[off[i] + seg[s] + c] for s < nseg, c < n: the weight
+// gradient of a convolution followed by max pooling, whose output gradient g is nonzero only at
+// the pooling's argmaxes; off[i] locates argmax i's input patch, made of nseg runs of n floats
+// at offsets seg[] (one run: an im2col column transposed into a row; R x S runs of C channels:
+// a channels-last image). Each ISA sums in its own fixed order, which depends only on count and
+// n. Oracle and Isa::scalar entry: ref::gather_acc.
+using GatherAccFn = void (*)(int64_t count, const float* g, const int64_t* off, const float* x,
+                             const int64_t* seg, int64_t nseg, int64_t n, float* acc);
 
-// rows[(idx[i] - idx0) * ldr + c] += g[i] * w[c] for c < n, i < count in order (an index may
-// repeat): the adjoint of gather_rows_acc, i.e. the im2col columns (transposed) of the data
-// gradient of a convolution followed by max pooling. The fast versions fuse the multiply-add.
-// Oracle and Isa::scalar entry: ref::scatter_rows_axpy.
-using ScatterRowsAxpyFn = void (*)(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                                   const float* w, int64_t n, float* rows, int64_t ldr);
+// x[off[i] + seg[s] + c] += g[i] * w[s * n + c] for s < nseg, c < n, i < count in order (patches
+// may overlap): the adjoint of gather_acc, the data gradient of the same pair. The fast versions
+// fuse the multiply-add. Oracle and Isa::scalar entry: ref::scatter_axpy.
+using ScatterAxpyFn = void (*)(int64_t count, const float* g, const int64_t* off, const float* w,
+                               const int64_t* seg, int64_t nseg, int64_t n, float* x);
 
 struct KernelTable {
   Isa isa;
@@ -93,8 +93,8 @@ struct KernelTable {
   WinoGradFn wino_grad;
   GemmNtSmallFn gemm_nt_small;
   TransposeFn transpose;
-  GatherRowsAccFn gather_rows_acc;
-  ScatterRowsAxpyFn scatter_rows_axpy;
+  GatherAccFn gather_acc;
+  ScatterAxpyFn scatter_axpy;
 };
 
 // The table for active_isa(); follows set_max_isa() (tables are static, one per ISA).
@@ -112,10 +112,10 @@ void maxpool2x2(const float* x, int64_t w, int64_t p_out, int64_t q_out, const f
 void unpool2x2(const float* dy, const float* y, int act, float slope, const int32_t* arg,
                int64_t arg0, int64_t w, int64_t p_out, int64_t q_out, float* g_out, float* dz);
 void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt);
-void gather_rows_acc(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                     const float* rows, int64_t ldr, int64_t n, float* acc);
-void scatter_rows_axpy(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                       const float* w, int64_t n, float* rows, int64_t ldr);
+void gather_acc(int64_t count, const float* g, const int64_t* off, const float* x,
+                const int64_t* seg, int64_t nseg, int64_t n, float* acc);
+void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
+                  const int64_t* seg, int64_t nseg, int64_t n, float* x);
 }  // namespace ref
 
 // Blocked GEMMs and batch im2col / col2im tiles, one namespace per instruction set

@@ -254,6 +254,9 @@ constexpr int64_t kMaxGroups = 16;
 constexpr int64_t kPartialFloats = int64_t{1} << 22;
 // dW of layers with at most this many weights per filter uses gemm_nt_small (kernels.hpp).
 constexpr int64_t kSmallCrs = 32;
+// The pooling-fused backward works channels-last from this many input channels on (a patch is
+// R x S runs of C floats), on transposed im2col columns below it (docs/layers-conv-pool.md).
+constexpr int64_t kHwcMinChannels = 16;
 // Below this many flops per worker, fewer workers (waking one costs tens of microseconds).
 constexpr double kMinWorkerFlops = 4.0e6;
 
@@ -1113,7 +1116,8 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
 //             argmax is yp. So only the argmax columns count: db[k] += sum g,
 //             dW[k, :] += sum g col_u[:, argmax] and dcol_u[:, argmax] += g W[k, :] (then
 //             dx += col2im(dcol_u)), with col_u transposed so that a column is a row
-//             (kernels transpose, gather_rows_acc, scatter_rows_axpy).
+//             (kernels transpose, gather_acc, scatter_axpy); from 16 input channels on, on
+//             the image in channels-last order instead of im2col columns.
 // The values are those of the two layers: out_u's columns are the same GEMM columns and the same
 // act_row, and the pooling kernel is the same, so yp and argmax are bitwise equal; the gradients
 // differ only in the order of their float sums (other tiles). A last conv row that the pooling
@@ -1257,27 +1261,113 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
     return;
   }
   const Plan pl = make_plan(g, filters_, n);
-  const int64_t K = filters_, CRS = pl.crs, Q = g.out_w, PQ = g.out_h * g.out_w;
-  // dz is nonzero only at the argmaxes: a quarter of the columns (fewer if the pooling drops a row
-  // or column). dW gathers each argmax's im2col column, read as a row of colt (the tile's columns
-  // transposed); dx scatters g W[k] into the same row of dcolt, which goes back through col2im.
+  const int64_t K = filters_, C = g.channels, CRS = pl.crs, Q = g.out_w, PQ = g.out_h * g.out_w;
+  const int64_t RS = g.kernel_h * g.kernel_w;
+  const PoolPlan pq0 = make_pool_plan(pl, g);
+  const int64_t plane = pq0.pp * pq0.qp;  // pooled positions per plane
+  const double flops = (dx ? 4.0 : 2.0) * double(K) * double(CRS) * double(n * plane);
+  const int64_t workers = workers_for(pl.groups, flops);
+  const kernels::KernelTable& kt = kernels::table();
+  const float* w = weight_.data();
+  std::atomic<int64_t> next{0};
+  // dz is nonzero only at the argmaxes: a quarter of the conv outputs (fewer if the pooling drops
+  // a row or column). Each argmax's input patch is gathered into dW[k] (gather_acc) and, for dx,
+  // g W[k] is added back onto it (scatter_axpy); g = dyp * act'(yp).
+  if (C >= kHwcMinChannels) {
+    // Channels-last: per image, x in HWC with its padding (Hp x Wp pixels of C floats), so that a
+    // patch is R x S runs of C floats; dx likewise, transposed back at the end of the image. dW
+    // accumulates as (K, R, S, C) and W is read as (K, R, S, C) too.
+    const int64_t H = g.height, W = g.width, HW = H * W;
+    const int64_t Hp = std::max(g.pad_top + H, (g.out_h - 1) * g.stride_h + g.kernel_h);
+    const int64_t Wp = std::max(g.pad_left + W, (g.out_w - 1) * g.stride_w + g.kernel_w);
+    const int64_t img = round_up(Hp * Wp * C, 16), krsc = K * RS * C;
+    const int64_t grow_len = round_up(plane, 16);
+    const int64_t wbuf =
+        img * (dx ? 2 : 1) + (dx ? round_up(C * HW, 16) : 0) + round_up(krsc, 16) + grow_len;
+    work_.resize(Shape{round_up(krsc, 16) + workers * wbuf + pl.groups * pl.part});
+    offsets_.resize(static_cast<std::size_t>(RS + workers * plane));
+    float* wr = work_.data();  // W as (K, R, S, C)
+    float* parts = wr + round_up(krsc, 16) + workers * wbuf;
+    int64_t* seg = offsets_.data();
+    for (int64_t r = 0; r < g.kernel_h; ++r)
+      for (int64_t s2 = 0; s2 < g.kernel_w; ++s2) seg[r * g.kernel_w + s2] = (r * Wp + s2) * C;
+    for (int64_t kk = 0; kk < K; ++kk)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t rs = 0; rs < RS; ++rs) wr[(kk * RS + rs) * C + c] = w[(kk * C + c) * RS + rs];
+    kernels::parallel_for(workers, [&](int64_t wk) {
+      float* xh = wr + round_up(krsc, 16) + wk * wbuf;           // x of one image, HWC, padded
+      float* dxh = xh + img;                                     // with dx: its gradient, likewise
+      float* dxs = dxh + img;                                    // with dx: that gradient in CHW
+      float* accr = dx ? dxs + round_up(C * HW, 16) : xh + img;  // dW of the group, (K, R, S, C)
+      float* grow = accr + round_up(krsc, 16);
+      int64_t* off = seg + RS + wk * plane;
+      for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
+        float* dwg = parts + gi * pl.part;
+        float* dbg = dwg + K * CRS;
+        std::fill(dbg, dbg + K, 0.0f);
+        std::fill(accr, accr + krsc, 0.0f);
+        const int64_t n0 = gi * n / pl.groups, n1 = (gi + 1) * n / pl.groups;
+        for (int64_t im = n0; im < n1; ++im) {
+          const float* xn = x.data() + im * C * HW;
+          if (Hp * Wp != HW) std::fill(xh, xh + Hp * Wp * C, 0.0f);
+          for (int64_t h = 0; h < H; ++h)
+            kt.transpose(xn + h * W, HW, C, W, xh + ((h + g.pad_top) * Wp + g.pad_left) * C, C);
+          if (dx) std::fill(dxh, dxh + Hp * Wp * C, 0.0f);
+          for (int64_t kk = 0; kk < K; ++kk) {
+            const int64_t at = (im * K + kk) * plane;
+            const int32_t* a = argmax + at;
+            // The argmax of window (i, j) is conv output (2i + di, 2j + dj), its patch's first
+            // pixel (2i + di) sh, (2j + dj) sw.
+            for (int64_t i = 0; i < pq0.pp; ++i)
+              for (int64_t j = 0; j < pq0.qp; ++j) {
+                const int64_t d = a[i * pq0.qp + j] - (2 * i * Q + 2 * j);
+                const int64_t di = d >= Q ? 1 : 0, dj = d - di * Q;
+                off[i * pq0.qp + j] =
+                    ((2 * i + di) * g.stride_h * Wp + (2 * j + dj) * g.stride_w) * C;
+              }
+            detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at,
+                                        dyp.data() + at, grow, plane);
+            if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(grow, plane));
+            kt.gather_acc(plane, grow, off, xh, seg, RS, C, accr + kk * RS * C);
+            if (dx) kt.scatter_axpy(plane, grow, off, wr + kk * RS * C, seg, RS, C, dxh);
+          }
+          if (dx) {
+            for (int64_t h = 0; h < H; ++h)
+              kt.transpose(dxh + ((h + g.pad_top) * Wp + g.pad_left) * C, C, W, C, dxs + h * W, HW);
+            float* dxn = dx->data() + im * C * HW;
+            if (overwrite)
+              std::copy(dxs, dxs + C * HW, dxn);
+            else
+              for (int64_t e = 0; e < C * HW; ++e) dxn[e] += dxs[e];
+          }
+        }
+        for (int64_t kk = 0; kk < K; ++kk)
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t rs = 0; rs < RS; ++rs)
+              dwg[(kk * C + c) * RS + rs] = accr[(kk * RS + rs) * C + c];
+      }
+    });
+    add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
+    return;
+  }
+  // Few channels (a first layer): per tile of row pairs, the im2col columns transposed (colt), so
+  // that a patch is one run of CRS floats; dcolt likewise, transposed back for col2im.
   const int64_t ldr = round_up(CRS, 16);
   const PoolPlan pp = make_pool_plan(pl, g, CRS + (dx ? 2 : 1) * ldr);
   const int64_t tcols = pp.per_tile * pp.unit_cols;
   const int64_t grow_len = round_up(pp.per_tile * pp.qp, 16);
   const int64_t wbuf = CRS * pp.ld + (dx ? 2 : 1) * tcols * ldr + grow_len;
-  const double flops = (dx ? 4.0 : 2.0) * double(K) * double(CRS) * double(n * pp.pp * pp.qp);
-  const int64_t workers = workers_for(pl.groups, flops);
   work_.resize(Shape{workers * wbuf + pl.groups * pl.part});
+  offsets_.resize(static_cast<std::size_t>(1 + workers * pp.per_tile * pp.qp));
   float* parts = work_.data() + workers * wbuf;
-  const kernels::KernelTable& kt = kernels::table();
-  const float* w = weight_.data();
-  std::atomic<int64_t> next{0};
+  const int64_t* seg0 = offsets_.data();
+  offsets_[0] = 0;
   kernels::parallel_for(workers, [&](int64_t wk) {
     float* col = work_.data() + wk * wbuf;  // im2col, then (with dx) dcolt transposed back
     float* grow = col + CRS * pp.ld;        // dyp * act'(yp) for a run of pooled rows
     float* colt = grow + grow_len;          // a row of ldr floats per column of the tile
     float* dcolt = colt + tcols * ldr;      // with dx: dL/dcol, likewise
+    int64_t* off = offsets_.data() + 1 + wk * pp.per_tile * pp.qp;
     for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
       float* dwg = parts + gi * pl.part;
       float* dbg = dwg + K * CRS;
@@ -1291,32 +1381,32 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
       for (int64_t u0 = e0; u0 < e1; u0 += pp.per_tile) {
         const int64_t u1 = u0 + pp.per_tile < e1 ? u0 + pp.per_tile : e1;
         const int64_t cols = (u1 - u0) * pp.unit_cols;
-        for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
-          kt.im2col_tile(g, x.data(), img * PQ + 2 * i0 * Q, img * PQ + 2 * i1 * Q,
+        for_runs(u0, u1, pp.pp, [&](int64_t im, int64_t i0, int64_t i1, int64_t u) {
+          kt.im2col_tile(g, x.data(), im * PQ + 2 * i0 * Q, im * PQ + 2 * i1 * Q,
                          col + u * pp.unit_cols, pp.ld);
         });
         kt.transpose(col, pp.ld, CRS, cols, colt, ldr);
         if (dx) std::fill(dcolt, dcolt + cols * ldr, 0.0f);
-        for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
+        for_runs(u0, u1, pp.pp, [&](int64_t im, int64_t i0, int64_t i1, int64_t u) {
           const int64_t len = (i1 - i0) * pp.qp;
           // argmax is relative to the conv plane; the run starts at its row 2 i0, at column
           // u * 2Q of the tile.
           const int64_t idx0 = 2 * i0 * Q - u * pp.unit_cols;
           for (int64_t kk = 0; kk < K; ++kk) {
-            const int64_t at = ((img * K + kk) * pp.pp + i0) * pp.qp;
+            const int64_t at = ((im * K + kk) * pp.pp + i0) * pp.qp;
+            for (int64_t t = 0; t < len; ++t) off[t] = (argmax[at + t] - idx0) * ldr;
             detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at,
                                         dyp.data() + at, grow, len);
             if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(grow, len));
-            kt.gather_rows_acc(len, grow, argmax + at, idx0, colt, ldr, CRS, dwg + kk * CRS);
-            if (dx)
-              kt.scatter_rows_axpy(len, grow, argmax + at, idx0, w + kk * CRS, CRS, dcolt, ldr);
+            kt.gather_acc(len, grow, off, colt, seg0, 1, CRS, dwg + kk * CRS);
+            if (dx) kt.scatter_axpy(len, grow, off, w + kk * CRS, seg0, 1, CRS, dcolt);
           }
         });
         if (dx) {
           kt.transpose(dcolt, ldr, cols, CRS, col, pp.ld);
-          for_runs(u0, u1, pp.pp, [&](int64_t img, int64_t i0, int64_t i1, int64_t u) {
-            kt.col2im_tile_add(g, col + u * pp.unit_cols, pp.ld, img * PQ + 2 * i0 * Q,
-                               img * PQ + 2 * i1 * Q, dx->data());
+          for_runs(u0, u1, pp.pp, [&](int64_t im, int64_t i0, int64_t i1, int64_t u) {
+            kt.col2im_tile_add(g, col + u * pp.unit_cols, pp.ld, im * PQ + 2 * i0 * Q,
+                               im * PQ + 2 * i1 * Q, dx->data());
           });
         }
       }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "imgsim/nn/layer.hpp"
 
@@ -86,7 +87,8 @@ class Conv2D : public Layer {
   Conv2DOptions opt_;
   int64_t pt_ = 0, pl_ = 0, pb_ = 0, pr_ = 0;
   Tensor weight_, bias_, dweight_, dbias_;
-  Tensor work_;  // planned scratch (im2col columns, pre-activation gradient)
+  Tensor work_;                   // planned scratch (im2col columns, pre-activation gradient)
+  std::vector<int64_t> offsets_;  // planned scratch of the pooling-fused backward (patch offsets)
   // Winograd forward: the transformed filters, and the weights and tile they were computed from
   // (recomputed only when the weights change, i.e. not between inference calls).
   Tensor wino_u_, wino_w_;

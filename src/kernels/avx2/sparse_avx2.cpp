@@ -1,12 +1,13 @@
-// AVX2 transpose and gathered-row accumulation (kernels.hpp).
+// AVX2 transpose, gathered accumulation and scattered axpy (kernels.hpp).
 //
 // transpose: 8 x 8 blocks transposed in registers (in-lane unpacks and shuffles, then 128-bit
 // lane permutes); the row and column tails of a block use masked loads (missing rows read as
 // zero) and masked stores.
 //
-// gather_rows_acc: 16 floats of the accumulator at a time (two ymm), two rows in flight with
-// their own accumulators (four ymm); the row tail uses masked loads, which never touch the
-// masked-off floats. Order of the sums: row i goes to accumulator i mod 2, then (a0 + a1) to acc.
+// gather_acc: per segment, 16 floats of the accumulator at a time (two ymm), two rows in flight
+// with their own accumulators (four ymm); the row tail uses masked loads, which never touch the
+// masked-off floats. Order of the sums: position i goes to accumulator i mod 2 (the last of an
+// odd count to 0), then (a0 + a1) to acc. scatter_axpy: per segment, 16 floats of w in registers.
 #include <cstdint>
 
 #include "kernels/kernels.hpp"
@@ -49,21 +50,21 @@ inline void transpose8(__m256 r[8]) {
 }
 
 template <bool Two>
-void gather_block(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                  const float* rows, int64_t ldr, __m256i m0, __m256i m1, float* acc) {
+void gather_block(int64_t count, const float* g, const int64_t* off, const float* x, __m256i m0,
+                  __m256i m1, float* acc) {
   __m256 a[2], b[2];
   for (int u = 0; u < 2; ++u) a[u] = b[u] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 2 <= count; i += 2) {
     for (int u = 0; u < 2; ++u) {
-      const float* p = rows + (idx[i + u] - idx0) * ldr;
+      const float* p = x + off[i + u];
       const __m256 gv = _mm256_set1_ps(g[i + u]);
       a[u] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p, m0), a[u]);
       if constexpr (Two) b[u] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p + 8, m1), b[u]);
     }
   }
   if (i < count) {
-    const float* p = rows + (idx[i] - idx0) * ldr;
+    const float* p = x + off[i];
     const __m256 gv = _mm256_set1_ps(g[i]);
     a[0] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p, m0), a[0]);
     if constexpr (Two) b[0] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p + 8, m1), b[0]);
@@ -93,31 +94,38 @@ void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t
   }
 }
 
-void gather_rows_acc(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                     const float* rows, int64_t ldr, int64_t n, float* acc) {
-  for (int64_t c0 = 0; c0 < n; c0 += 16) {
-    const int64_t nc = n - c0 < 16 ? n - c0 : 16;
-    if (nc > 8)
-      gather_block<true>(count, g, idx, idx0, rows + c0, ldr, lanes(8), lanes(nc - 8), acc + c0);
-    else
-      gather_block<false>(count, g, idx, idx0, rows + c0, ldr, lanes(nc), lanes(0), acc + c0);
+void gather_acc(int64_t count, const float* g, const int64_t* off, const float* x,
+                const int64_t* seg, int64_t nseg, int64_t n, float* acc) {
+  for (int64_t sg = 0; sg < nseg; ++sg) {
+    for (int64_t c0 = 0; c0 < n; c0 += 16) {
+      const int64_t nc = n - c0 < 16 ? n - c0 : 16;
+      const float* xs = x + seg[sg] + c0;
+      float* as = acc + sg * n + c0;
+      if (nc > 8)
+        gather_block<true>(count, g, off, xs, lanes(8), lanes(nc - 8), as);
+      else
+        gather_block<false>(count, g, off, xs, lanes(nc), lanes(0), as);
+    }
   }
 }
 
-void scatter_rows_axpy(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                       const float* w, int64_t n, float* rows, int64_t ldr) {
-  // 16 floats of w in registers, every row in order.
-  for (int64_t c0 = 0; c0 < n; c0 += 16) {
-    const int64_t nc = n - c0 < 16 ? n - c0 : 16;
-    const __m256i m0 = lanes(nc), m1 = lanes(nc > 8 ? nc - 8 : 0);
-    const __m256 w0 = _mm256_maskload_ps(w + c0, m0), w1 = _mm256_maskload_ps(w + c0 + 8, m1);
-    float* base = rows + c0;
-    for (int64_t i = 0; i < count; ++i) {
-      float* r = base + (idx[i] - idx0) * ldr;
-      const __m256 gv = _mm256_set1_ps(g[i]);
-      _mm256_maskstore_ps(r, m0, _mm256_fmadd_ps(gv, w0, _mm256_maskload_ps(r, m0)));
-      if (nc > 8)
-        _mm256_maskstore_ps(r + 8, m1, _mm256_fmadd_ps(gv, w1, _mm256_maskload_ps(r + 8, m1)));
+void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
+                  const int64_t* seg, int64_t nseg, int64_t n, float* x) {
+  // 16 floats of w in registers, every position in order.
+  for (int64_t sg = 0; sg < nseg; ++sg) {
+    for (int64_t c0 = 0; c0 < n; c0 += 16) {
+      const int64_t nc = n - c0 < 16 ? n - c0 : 16;
+      const __m256i m0 = lanes(nc), m1 = lanes(nc > 8 ? nc - 8 : 0);
+      const float* ws = w + sg * n + c0;
+      const __m256 w0 = _mm256_maskload_ps(ws, m0), w1 = _mm256_maskload_ps(ws + 8, m1);
+      float* xs = x + seg[sg] + c0;
+      for (int64_t i = 0; i < count; ++i) {
+        float* r = xs + off[i];
+        const __m256 gv = _mm256_set1_ps(g[i]);
+        _mm256_maskstore_ps(r, m0, _mm256_fmadd_ps(gv, w0, _mm256_maskload_ps(r, m0)));
+        if (nc > 8)
+          _mm256_maskstore_ps(r + 8, m1, _mm256_fmadd_ps(gv, w1, _mm256_maskload_ps(r + 8, m1)));
+      }
     }
   }
 }
@@ -131,13 +139,13 @@ bool sparse_compiled() {
 void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt) {
   ref::transpose(a, lda, rows, cols, t, ldt);
 }
-void gather_rows_acc(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                     const float* rows, int64_t ldr, int64_t n, float* acc) {
-  ref::gather_rows_acc(count, g, idx, idx0, rows, ldr, n, acc);
+void gather_acc(int64_t count, const float* g, const int64_t* off, const float* x,
+                const int64_t* seg, int64_t nseg, int64_t n, float* acc) {
+  ref::gather_acc(count, g, off, x, seg, nseg, n, acc);
 }
-void scatter_rows_axpy(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                       const float* w, int64_t n, float* rows, int64_t ldr) {
-  ref::scatter_rows_axpy(count, g, idx, idx0, w, n, rows, ldr);
+void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
+                  const int64_t* seg, int64_t nseg, int64_t n, float* x) {
+  ref::scatter_axpy(count, g, off, w, seg, nseg, n, x);
 }
 bool sparse_compiled() {
   return false;

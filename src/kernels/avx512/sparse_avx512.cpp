@@ -1,13 +1,13 @@
-// AVX-512 transpose and gathered-row accumulation (kernels.hpp).
+// AVX-512 transpose, gathered accumulation and scattered axpy (kernels.hpp).
 //
 // transpose: 16 x 16 blocks transposed in registers (in-lane unpacks of floats, then of float
 // pairs, then two rounds of 128-bit lane shuffles); the row and column tails of a block use
 // masked loads (missing rows read as zero) and masked stores.
 //
-// gather_rows_acc: 32 floats of the accumulator at a time (two zmm), four rows in flight with
-// their own accumulators (eight zmm) so that the FMA latency is hidden; the row tail uses masked
-// loads, which never touch the masked-off floats. Order of the sums: row i < 4 floor(count / 4)
-// goes to accumulator i mod 4, the rest to accumulator 0; the four are added ((a0 + a1) + (a2 +
+// gather_acc: per segment, 32 floats of the accumulator at a time (two zmm), four rows in flight
+// with their own accumulators (eight zmm) so that the FMA latency is hidden; the row tail uses
+// masked loads, which never touch the masked-off floats. Order of the sums: row i < 4 floor(count /
+// 4) goes to accumulator i mod 4, the rest to accumulator 0; the four are added ((a0 + a1) + (a2 +
 // a3)) and then to acc.
 #include <cstdint>
 
@@ -71,14 +71,14 @@ inline void transpose16(__m512 r[16]) {
 }
 
 template <bool Two>
-void gather_block(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                  const float* rows, int64_t ldr, __mmask16 m0, __mmask16 m1, float* acc) {
+void gather_block(int64_t count, const float* g, const int64_t* off, const float* x, __mmask16 m0,
+                  __mmask16 m1, float* acc) {
   __m512 a[4], b[4];
   for (int u = 0; u < 4; ++u) a[u] = b[u] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 4 <= count; i += 4) {
     for (int u = 0; u < 4; ++u) {
-      const float* p = rows + (idx[i + u] - idx0) * ldr;
+      const float* p = x + off[i + u];
       const __m512 gv = _mm512_set1_ps(g[i + u]);
       a[u] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m0, p), a[u]);
       if constexpr (Two) b[u] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m1, p + 16), b[u]);
@@ -87,7 +87,7 @@ void gather_block(int64_t count, const float* g, const int32_t* idx, int64_t idx
   // The last count % 4 rows into the first accumulators (a constant index: a variable one would
   // keep all eight in memory).
   for (; i < count; ++i) {
-    const float* p = rows + (idx[i] - idx0) * ldr;
+    const float* p = x + off[i];
     const __m512 gv = _mm512_set1_ps(g[i]);
     a[0] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m0, p), a[0]);
     if constexpr (Two) b[0] = _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m1, p + 16), b[0]);
@@ -118,39 +118,59 @@ void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t
   }
 }
 
-void gather_rows_acc(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                     const float* rows, int64_t ldr, int64_t n, float* acc) {
-  for (int64_t c0 = 0; c0 < n; c0 += 32) {
-    const int64_t nc = n - c0 < 32 ? n - c0 : 32;
-    if (nc > 16)
-      gather_block<true>(count, g, idx, idx0, rows + c0, ldr, lanes(16), lanes(nc - 16), acc + c0);
-    else
-      gather_block<false>(count, g, idx, idx0, rows + c0, ldr, lanes(nc), 0, acc + c0);
+void gather_acc(int64_t count, const float* g, const int64_t* off, const float* x,
+                const int64_t* seg, int64_t nseg, int64_t n, float* acc) {
+  for (int64_t sg = 0; sg < nseg; ++sg) {
+    for (int64_t c0 = 0; c0 < n; c0 += 32) {
+      const int64_t nc = n - c0 < 32 ? n - c0 : 32;
+      const float* xs = x + seg[sg] + c0;
+      float* as = acc + sg * n + c0;
+      if (nc > 16)
+        gather_block<true>(count, g, off, xs, lanes(16), lanes(nc - 16), as);
+      else
+        gather_block<false>(count, g, off, xs, lanes(nc), 0, as);
+    }
   }
 }
 
-void scatter_rows_axpy(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                       const float* w, int64_t n, float* rows, int64_t ldr) {
-  // 32 floats of w in registers, every row in order.
-  for (int64_t c0 = 0; c0 < n; c0 += 32) {
-    const int64_t nc = n - c0 < 32 ? n - c0 : 32;
-    const __mmask16 m0 = lanes(nc), m1 = lanes(nc > 16 ? nc - 16 : 0);
-    const __m512 w0 = _mm512_maskz_loadu_ps(m0, w + c0),
-                 w1 = _mm512_maskz_loadu_ps(m1, w + c0 + 16);
-    float* base = rows + c0;
-    if (nc > 16) {
-      for (int64_t i = 0; i < count; ++i) {
-        float* r = base + (idx[i] - idx0) * ldr;
-        const __m512 gv = _mm512_set1_ps(g[i]);
-        _mm512_storeu_ps(r, _mm512_fmadd_ps(gv, w0, _mm512_loadu_ps(r)));
-        _mm512_mask_storeu_ps(r + 16, m1,
-                              _mm512_fmadd_ps(gv, w1, _mm512_maskz_loadu_ps(m1, r + 16)));
-      }
-    } else {
-      for (int64_t i = 0; i < count; ++i) {
-        float* r = base + (idx[i] - idx0) * ldr;
-        const __m512 gv = _mm512_set1_ps(g[i]);
-        _mm512_mask_storeu_ps(r, m0, _mm512_fmadd_ps(gv, w0, _mm512_maskz_loadu_ps(m0, r)));
+void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
+                  const int64_t* seg, int64_t nseg, int64_t n, float* x) {
+  // 32 floats of w in registers, every position in order.
+  for (int64_t sg = 0; sg < nseg; ++sg) {
+    for (int64_t c0 = 0; c0 < n; c0 += 32) {
+      const int64_t nc = n - c0 < 32 ? n - c0 : 32;
+      const __mmask16 m0 = lanes(nc), m1 = lanes(nc > 16 ? nc - 16 : 0);
+      const float* ws = w + sg * n + c0;
+      const __m512 w0 = _mm512_maskz_loadu_ps(m0, ws), w1 = _mm512_maskz_loadu_ps(m1, ws + 16);
+      float* xs = x + seg[sg] + c0;
+      // Whole vectors unmasked: a masked store does not forward to a later load of the same
+      // floats (the next segment's pass reads what this one wrote), which costs a stall.
+      if (nc == 32) {
+        for (int64_t i = 0; i < count; ++i) {
+          float* r = xs + off[i];
+          const __m512 gv = _mm512_set1_ps(g[i]);
+          _mm512_storeu_ps(r, _mm512_fmadd_ps(gv, w0, _mm512_loadu_ps(r)));
+          _mm512_storeu_ps(r + 16, _mm512_fmadd_ps(gv, w1, _mm512_loadu_ps(r + 16)));
+        }
+      } else if (nc > 16) {
+        for (int64_t i = 0; i < count; ++i) {
+          float* r = xs + off[i];
+          const __m512 gv = _mm512_set1_ps(g[i]);
+          _mm512_storeu_ps(r, _mm512_fmadd_ps(gv, w0, _mm512_loadu_ps(r)));
+          _mm512_mask_storeu_ps(r + 16, m1,
+                                _mm512_fmadd_ps(gv, w1, _mm512_maskz_loadu_ps(m1, r + 16)));
+        }
+      } else if (nc == 16) {
+        for (int64_t i = 0; i < count; ++i) {
+          float* r = xs + off[i];
+          _mm512_storeu_ps(r, _mm512_fmadd_ps(_mm512_set1_ps(g[i]), w0, _mm512_loadu_ps(r)));
+        }
+      } else {
+        for (int64_t i = 0; i < count; ++i) {
+          float* r = xs + off[i];
+          const __m512 gv = _mm512_set1_ps(g[i]);
+          _mm512_mask_storeu_ps(r, m0, _mm512_fmadd_ps(gv, w0, _mm512_maskz_loadu_ps(m0, r)));
+        }
       }
     }
   }
@@ -165,13 +185,13 @@ bool sparse_compiled() {
 void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt) {
   ref::transpose(a, lda, rows, cols, t, ldt);
 }
-void gather_rows_acc(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                     const float* rows, int64_t ldr, int64_t n, float* acc) {
-  ref::gather_rows_acc(count, g, idx, idx0, rows, ldr, n, acc);
+void gather_acc(int64_t count, const float* g, const int64_t* off, const float* x,
+                const int64_t* seg, int64_t nseg, int64_t n, float* acc) {
+  ref::gather_acc(count, g, off, x, seg, nseg, n, acc);
 }
-void scatter_rows_axpy(int64_t count, const float* g, const int32_t* idx, int64_t idx0,
-                       const float* w, int64_t n, float* rows, int64_t ldr) {
-  ref::scatter_rows_axpy(count, g, idx, idx0, w, n, rows, ldr);
+void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
+                  const int64_t* seg, int64_t nseg, int64_t n, float* x) {
+  ref::scatter_axpy(count, g, off, w, seg, nseg, n, x);
 }
 bool sparse_compiled() {
   return false;
