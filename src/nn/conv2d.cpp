@@ -1265,7 +1265,10 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
   const int64_t RS = g.kernel_h * g.kernel_w;
   const PoolPlan pq0 = make_pool_plan(pl, g);
   const int64_t plane = pq0.pp * pq0.qp;  // pooled positions per plane
-  const double flops = (dx ? 4.0 : 2.0) * double(K) * double(CRS) * double(n * plane);
+  // Workers by the dense convolution's flops (4x the sparse multiply-adds): the sparse passes
+  // run at a fraction of the GEMM's rate, so their time per worker is about the dense one's.
+  const double flops =
+      (dx ? 4.0 : 2.0) * double(K) * double(CRS) * double(n * pq0.pp * pq0.unit_cols);
   const int64_t workers = workers_for(pl.groups, flops);
   const kernels::KernelTable& kt = kernels::table();
   const float* w = weight_.data();
