@@ -1,8 +1,10 @@
 // SGEMM benchmarks for every kernel this CPU runs, in one binary: ref (naive loop), scalar
-// (portable blocked fallback), avx2, avx512. Shapes are the im2col GEMMs of the conv layers
-// (forward C[K x PQ] = W[K x CRS] * col[CRS x PQ]; backward dW = dY * col^T and dcol = W^T * dY)
-// and squares. The FLOP/s counter is 2*M*N*K per iteration, over CPU time for the plain names
-// (one thread) and over wall time for the names with threads:1 / threads:2 (the pool's size).
+// (portable blocked fallback), avx2, avx512; then the pooling-fused backward's kernels
+// (transpose, gather_acc, scatter_axpy) on the models' shapes, "sparse/<isa>/<kernel>/<shape>".
+// Shapes are the im2col GEMMs of the conv layers (forward C[K x PQ] = W[K x CRS] * col[CRS x PQ];
+// backward dW = dY * col^T and dcol = W^T * dY) and squares. The FLOP/s counter is 2*M*N*K per
+// iteration, over CPU time for the plain names (one thread) and over wall time for the names with
+// threads:1 / threads:2 (the pool's size).
 //
 //   ./bench_kernels --benchmark_filter='avx512' --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
@@ -77,6 +79,100 @@ void run(benchmark::State& state, k::SgemmFn fn, Shape s, int threads) {
   imgsim::set_num_threads(saved);
 }
 
+// The pooling-fused backward's patch kernels as Conv2D::backward_pool2x2 calls them for one
+// image (hwc: Fashion-MNIST's conv2, a 13x13x32 channels-last image, 64 planes of 5x5 argmaxes,
+// 3x3 patches) or one tile (rows: the seed's conv1, 6 row pairs of 222 columns transposed into
+// rows of 32 floats, 27 used; 32 planes of 6x111 argmaxes). One argmax per 2x2 window, at a
+// random place in it. The counter is 2 flops per multiply-add.
+struct SparseCase {
+  const char* name;
+  int64_t k, pp, qp, q, c, wp, r, s, ldr;  // ldr > 0: rows layout
+};
+const SparseCase kSparse[] = {
+    {"fmnist_conv2_hwc", 64, 5, 5, 11, 32, 13, 3, 3, 0},
+    {"seed_conv1_rows", 32, 6, 111, 222, 27, 0, 1, 1, 32},
+};
+
+struct SparseData {
+  std::vector<float> x, w, g, acc;
+  std::vector<int64_t> off, seg;
+  int64_t plane = 0, n = 0, nseg = 0;
+};
+
+SparseData make_sparse(const SparseCase& sc) {
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::uniform_int_distribution<int64_t> bit(0, 1);
+  SparseData d;
+  d.plane = sc.pp * sc.qp;
+  d.n = sc.c;
+  for (int64_t r = 0; r < sc.r; ++r)
+    for (int64_t s = 0; s < sc.s; ++s) d.seg.push_back(sc.ldr ? 0 : (r * sc.wp + s) * sc.c);
+  d.nseg = static_cast<int64_t>(d.seg.size());
+  const int64_t rows = sc.ldr ? 2 * sc.pp * sc.q : (2 * sc.pp + sc.r) * sc.wp;  // pixels or rows
+  d.x.resize(static_cast<size_t>(rows * (sc.ldr ? sc.ldr : sc.c) + 64));
+  d.w.resize(static_cast<size_t>(sc.k * d.nseg * d.n));
+  d.g.resize(static_cast<size_t>(sc.k * d.plane));
+  d.acc.assign(static_cast<size_t>(sc.k * d.nseg * d.n), 0.0f);
+  for (float& v : d.x) v = u(rng);
+  for (float& v : d.w) v = u(rng);
+  for (float& v : d.g) v = u(rng);
+  for (int64_t kk = 0; kk < sc.k; ++kk)
+    for (int64_t i = 0; i < sc.pp; ++i)
+      for (int64_t j = 0; j < sc.qp; ++j) {
+        const int64_t p = 2 * i + bit(rng), q = 2 * j + bit(rng);
+        d.off.push_back(sc.ldr ? (p * sc.q + q) * sc.ldr : (p * sc.wp + q) * sc.c);
+      }
+  return d;
+}
+
+void run_sparse(benchmark::State& state, const k::KernelTable* t, SparseCase sc, bool scatter) {
+  SparseData d = make_sparse(sc);
+  const int64_t rsc = d.nseg * d.n;
+  for (auto _ : state) {
+    for (int64_t kk = 0; kk < sc.k; ++kk) {
+      const float* g = d.g.data() + kk * d.plane;
+      const int64_t* off = d.off.data() + kk * d.plane;
+      if (scatter)
+        t->scatter_axpy(d.plane, g, off, d.w.data() + kk * rsc, d.seg.data(), d.nseg, d.n,
+                        d.x.data());
+      else
+        t->gather_acc(d.plane, g, off, d.x.data(), d.seg.data(), d.nseg, d.n,
+                      d.acc.data() + kk * rsc);
+    }
+    benchmark::DoNotOptimize(d.x.data());
+    benchmark::DoNotOptimize(d.acc.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * double(sc.k * d.plane * rsc) * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+// The transposes of the fused backward: a tile of the seed's conv1 im2col columns (27 x 2664)
+// into rows of 32 floats, and one row of Fashion-MNIST's conv2 input (32 channels x 13) into
+// channels-last order. The counter is floats moved.
+struct TransposeCase {
+  const char* name;
+  int64_t rows, cols, lda, ldt;
+};
+const TransposeCase kTranspose[] = {
+    {"seed_conv1_tile", 27, 2664, 2672, 32},
+    {"fmnist_conv2_row", 32, 13, 169, 32},
+};
+
+void run_transpose(benchmark::State& state, const k::KernelTable* t, TransposeCase tc) {
+  std::vector<float> a(static_cast<size_t>(tc.rows * tc.lda)),
+      b(static_cast<size_t>(tc.cols * tc.ldt));
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 97);
+  for (auto _ : state) {
+    t->transpose(a.data(), tc.lda, tc.rows, tc.cols, b.data(), tc.ldt);
+    benchmark::DoNotOptimize(b.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["floats/s"] = benchmark::Counter(
+      double(tc.rows * tc.cols) * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 void register_all() {
   struct Variant {
     std::string name;
@@ -102,6 +198,22 @@ void register_all() {
             ->UseRealTime();
       }
     }
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(imgsim::detected_isa())) continue;
+    const k::KernelTable* t = &k::table_for(isa);
+    const std::string pre = std::string("sparse/") + imgsim::to_string(isa) + "/";
+    for (const SparseCase& sc : kSparse)
+      for (bool scatter : {false, true}) {
+        const std::string name = pre + (scatter ? "scatter_axpy/" : "gather_acc/") + sc.name;
+        benchmark::RegisterBenchmark(name.c_str(), run_sparse, t, sc, scatter)
+            ->Unit(benchmark::kMicrosecond);
+      }
+    for (const TransposeCase& tc : kTranspose) {
+      const std::string name = pre + "transpose/" + tc.name;
+      benchmark::RegisterBenchmark(name.c_str(), run_transpose, t, tc)
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
 }
 
 }  // namespace

@@ -1,13 +1,13 @@
 // AVX2 transpose, gathered accumulation and scattered axpy (kernels.hpp).
 //
 // transpose: 8 x 8 blocks transposed in registers (in-lane unpacks and shuffles, then 128-bit
-// lane permutes); the row and column tails of a block use masked loads (missing rows read as
-// zero) and masked stores.
+// lane permutes); the column tail of a block uses masked loads (missing rows read as zero), the
+// row tail a copy through a local (no masked stores: vmaskmovps to memory is slow on AMD).
 //
 // gather_acc: per segment, 16 floats of the accumulator at a time (two ymm), two rows in flight
 // with their own accumulators (four ymm); the row tail uses masked loads, which never touch the
 // masked-off floats. Order of the sums: position i goes to accumulator i mod 2 (the last of an
-// odd count to 0), then (a0 + a1) to acc. scatter_axpy: per segment, 16 floats of w in registers.
+// odd count to 0), then (a0 + a1) to acc. scatter_axpy: per segment, 8 floats of w in a register.
 #include <cstdint>
 
 #include "kernels/kernels.hpp"
@@ -49,6 +49,19 @@ inline void transpose8(__m256 r[8]) {
   for (int i = 0; i < 8; ++i) r[i] = t[i];
 }
 
+// d[i] += v[i] for the lanes set in m (a prefix): unmasked when all are, otherwise through a
+// local (no masked stores: vmaskmovps to memory is slow on AMD).
+inline void add_lanes(float* d, __m256 v, __m256i m) {
+  const int mm = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+  if (mm == 0xFF) {
+    _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), v));
+    return;
+  }
+  alignas(32) float part[8];
+  _mm256_store_ps(part, v);
+  for (int i = 0; i < 8 && (mm >> i & 1); ++i) d[i] += part[i];
+}
+
 template <bool Two>
 void gather_block(int64_t count, const float* g, const int64_t* off, const float* x, __m256i m0,
                   __m256i m1, float* acc) {
@@ -69,27 +82,35 @@ void gather_block(int64_t count, const float* g, const int64_t* off, const float
     a[0] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p, m0), a[0]);
     if constexpr (Two) b[0] = _mm256_fmadd_ps(gv, _mm256_maskload_ps(p + 8, m1), b[0]);
   }
-  _mm256_maskstore_ps(acc, m0,
-                      _mm256_add_ps(_mm256_maskload_ps(acc, m0), _mm256_add_ps(a[0], a[1])));
-  if constexpr (Two)
-    _mm256_maskstore_ps(acc + 8, m1,
-                        _mm256_add_ps(_mm256_maskload_ps(acc + 8, m1), _mm256_add_ps(b[0], b[1])));
+  add_lanes(acc, _mm256_add_ps(a[0], a[1]), m0);
+  if constexpr (Two) add_lanes(acc + 8, _mm256_add_ps(b[0], b[1]), m1);
 }
 
 }  // namespace
 
 void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt) {
   __m256 r[8];
+  alignas(32) float part[8];
   for (int64_t i0 = 0; i0 < rows; i0 += 8) {
     const int64_t rb = rows - i0 < 8 ? rows - i0 : 8;
-    const __m256i mrow = lanes(rb);
     for (int64_t j0 = 0; j0 < cols; j0 += 8) {
       const int64_t cb = cols - j0 < 8 ? cols - j0 : 8;
       const __m256i mcol = lanes(cb);
       for (int64_t i = 0; i < 8; ++i)
-        r[i] = i < rb ? _mm256_maskload_ps(a + (i0 + i) * lda + j0, mcol) : _mm256_setzero_ps();
+        r[i] = i >= rb   ? _mm256_setzero_ps()
+               : cb == 8 ? _mm256_loadu_ps(a + (i0 + i) * lda + j0)
+                         : _mm256_maskload_ps(a + (i0 + i) * lda + j0, mcol);
       transpose8(r);
-      for (int64_t j = 0; j < cb; ++j) _mm256_maskstore_ps(t + (j0 + j) * ldt + i0, mrow, r[j]);
+      // A masked store (vmaskmovps) is slow on some CPUs (AMD); the row tail is copied instead.
+      for (int64_t j = 0; j < cb; ++j) {
+        float* d = t + (j0 + j) * ldt + i0;
+        if (rb == 8) {
+          _mm256_storeu_ps(d, r[j]);
+        } else {
+          _mm256_store_ps(part, r[j]);
+          for (int64_t i = 0; i < rb; ++i) d[i] = part[i];
+        }
+      }
     }
   }
 }
@@ -111,22 +132,24 @@ void gather_acc(int64_t count, const float* g, const int64_t* off, const float* 
 
 void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
                   const int64_t* seg, int64_t nseg, int64_t n, float* x) {
-  // 16 floats of w in registers, every position in order.
+  // 8 floats of w in a register, every position in order, unmasked (a masked store is slow on
+  // some CPUs); the last n % 8 floats of each run one at a time.
+  const int64_t full = n / 8 * 8;
   for (int64_t sg = 0; sg < nseg; ++sg) {
-    for (int64_t c0 = 0; c0 < n; c0 += 16) {
-      const int64_t nc = n - c0 < 16 ? n - c0 : 16;
-      const __m256i m0 = lanes(nc), m1 = lanes(nc > 8 ? nc - 8 : 0);
-      const float* ws = w + sg * n + c0;
-      const __m256 w0 = _mm256_maskload_ps(ws, m0), w1 = _mm256_maskload_ps(ws + 8, m1);
-      float* xs = x + seg[sg] + c0;
+    float* xs = x + seg[sg];
+    const float* ws = w + sg * n;
+    for (int64_t c0 = 0; c0 < full; c0 += 8) {
+      const __m256 w0 = _mm256_loadu_ps(ws + c0);
       for (int64_t i = 0; i < count; ++i) {
-        float* r = xs + off[i];
-        const __m256 gv = _mm256_set1_ps(g[i]);
-        _mm256_maskstore_ps(r, m0, _mm256_fmadd_ps(gv, w0, _mm256_maskload_ps(r, m0)));
-        if (nc > 8)
-          _mm256_maskstore_ps(r + 8, m1, _mm256_fmadd_ps(gv, w1, _mm256_maskload_ps(r + 8, m1)));
+        float* r = xs + off[i] + c0;
+        _mm256_storeu_ps(r, _mm256_fmadd_ps(_mm256_set1_ps(g[i]), w0, _mm256_loadu_ps(r)));
       }
     }
+    if (full < n)
+      for (int64_t i = 0; i < count; ++i) {
+        float* r = xs + off[i];
+        for (int64_t c = full; c < n; ++c) r[c] += g[i] * ws[c];
+      }
   }
 }
 
