@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "imgsim/runtime/cpu.hpp"
+#include "imgsim/tensor.hpp"
 #include "kernels/kernels.hpp"
 
 namespace {
@@ -94,7 +95,8 @@ const SparseCase kSparse[] = {
 };
 
 struct SparseData {
-  std::vector<float> x, w, g, acc;
+  imgsim::Tensor x, w, acc;  // 64-byte aligned, as the layer's buffers are
+  std::vector<float> g;
   std::vector<int64_t> off, seg;
   int64_t plane = 0, n = 0, nseg = 0;
 };
@@ -110,12 +112,13 @@ SparseData make_sparse(const SparseCase& sc) {
     for (int64_t s = 0; s < sc.s; ++s) d.seg.push_back(sc.ldr ? 0 : (r * sc.wp + s) * sc.c);
   d.nseg = static_cast<int64_t>(d.seg.size());
   const int64_t rows = sc.ldr ? 2 * sc.pp * sc.q : (2 * sc.pp + sc.r) * sc.wp;  // pixels or rows
-  d.x.resize(static_cast<size_t>(rows * (sc.ldr ? sc.ldr : sc.c) + 64));
-  d.w.resize(static_cast<size_t>(sc.k * d.nseg * d.n));
+  d.x = imgsim::Tensor(imgsim::Shape{rows * (sc.ldr ? sc.ldr : sc.c) + 64});
+  d.w = imgsim::Tensor(imgsim::Shape{sc.k * d.nseg * d.n});
+  d.acc = imgsim::Tensor(imgsim::Shape{sc.k * d.nseg * d.n});
   d.g.resize(static_cast<size_t>(sc.k * d.plane));
-  d.acc.assign(static_cast<size_t>(sc.k * d.nseg * d.n), 0.0f);
-  for (float& v : d.x) v = u(rng);
-  for (float& v : d.w) v = u(rng);
+  for (int64_t i = 0; i < d.x.numel(); ++i) d.x[i] = u(rng);
+  for (int64_t i = 0; i < d.w.numel(); ++i) d.w[i] = u(rng);
+  d.acc.fill(0.0f);
   for (float& v : d.g) v = u(rng);
   for (int64_t kk = 0; kk < sc.k; ++kk)
     for (int64_t i = 0; i < sc.pp; ++i)
