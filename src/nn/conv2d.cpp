@@ -1320,14 +1320,19 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
             const int64_t at = (im * K + kk) * plane;
             const int32_t* a = argmax + at;
             // The argmax of window (i, j) is conv output (2i + di, 2j + dj), its patch's first
-            // pixel (2i + di) sh, (2j + dj) sw.
-            for (int64_t i = 0; i < pq0.pp; ++i)
-              for (int64_t j = 0; j < pq0.qp; ++j) {
-                const int64_t d = a[i * pq0.qp + j] - (2 * i * Q + 2 * j);
-                const int64_t di = d >= Q ? 1 : 0, dj = d - di * Q;
-                off[i * pq0.qp + j] =
-                    ((2 * i + di) * g.stride_h * Wp + (2 * j + dj) * g.stride_w) * C;
+            // pixel (2i + di) sh, (2j + dj) sw. (Locals, not the captures: the stores to off
+            // would make the compiler reload those on every position.)
+            const int64_t pp = pq0.pp, qp = pq0.qp, q2 = Q;
+            const int64_t down = g.stride_h * Wp * C, right = g.stride_w * C;
+            for (int64_t i = 0; i < pp; ++i) {
+              const int32_t* ai = a + i * qp;
+              int64_t* oi = off + i * qp;
+              for (int64_t j = 0; j < qp; ++j) {
+                const int64_t d = ai[j] - (2 * i * q2 + 2 * j);
+                const int64_t di = d >= q2 ? 1 : 0, dj = d - di * q2;
+                oi[j] = (2 * i + di) * down + (2 * j + dj) * right;
               }
+            }
             detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at,
                                         dyp.data() + at, grow, plane);
             if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(grow, plane));
