@@ -139,6 +139,8 @@ void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, 
                int64_t t0, int64_t t1, float* z, int64_t ldz);
 void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                    int64_t ldb, float beta, float* C, int64_t ldc);
+void gather_acc(int64_t count, const float* g, const int64_t* off, const float* x,
+                const int64_t* seg, int64_t nseg, int64_t n, float* acc);
 }  // namespace portable
 namespace avx2 {
 #include "kernels/isa_kernels.inc"

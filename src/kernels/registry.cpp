@@ -75,7 +75,7 @@ const Tables& tables() {
         {{Isa::scalar, &portable::sgemm, portable::sgemm_name(), &portable::im2col_tile,
           &portable::col2im_tile_add, &ref::maxpool2x2, &ref::unpool2x2, &portable::wino_input,
           &portable::wino_output, &portable::wino_grad, &portable::gemm_nt_small, &ref::transpose,
-          &ref::gather_acc, &ref::scatter_axpy},
+          &portable::gather_acc, &ref::scatter_axpy},
          {Isa::avx2, &avx2::sgemm, avx2::sgemm_name(), &avx2::im2col_tile, &avx2::col2im_tile_add,
           &avx2::maxpool2x2, &avx2::unpool2x2, &avx2::wino_input, &avx2::wino_output,
           &avx2::wino_grad, &avx2::gemm_nt_small, &avx2::transpose, &avx2::gather_acc,
