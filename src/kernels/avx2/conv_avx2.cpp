@@ -1,7 +1,7 @@
 // Batch im2col / col2im tiles (conv_lowering.inc) and Winograd transforms (winograd.inc) for
 // AVX2. The runs along a row of the image are short on small images (11 to 26 floats on
-// Fashion-MNIST), so they are copied 8 floats at a time with a maskload / maskstore for the tail
-// instead of a scalar remainder loop.
+// Fashion-MNIST), so they are copied 8 floats at a time with a masked load for the tail and a
+// store through a local (no masked stores: slow on AMD) instead of a scalar remainder loop.
 #include <cstdint>
 #include <type_traits>
 
@@ -25,19 +25,30 @@ inline __m256i run_mask(int64_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kOnesThenZeros + 8 - n));
 }
 
+// d[i] = v[i] for i < n, n in [0, 8]: a plain store for 8, otherwise through a local (a masked
+// store, vmaskmovps to memory, is several times slower on AMD than the copy).
+inline void store_first(float* d, __m256 v, int64_t n) {
+  if (n == 8) {
+    _mm256_storeu_ps(d, v);
+    return;
+  }
+  alignas(32) float t[8];
+  _mm256_store_ps(t, v);
+  for (int64_t i = 0; i < n; ++i) d[i] = t[i];
+}
+
 #define IMGSIM_CONV_HAS_RUNS 1
 inline void copy_run(float* __restrict d, const float* __restrict s, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_loadu_ps(s + i));
   if (i < n) {
-    const __m256i m = run_mask(n - i);
-    _mm256_maskstore_ps(d + i, m, _mm256_maskload_ps(s + i, m));
+    store_first(d + i, _mm256_maskload_ps(s + i, run_mask(n - i)), n - i);
   }
 }
 inline void zero_run(float* d, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, _mm256_setzero_ps());
-  if (i < n) _mm256_maskstore_ps(d + i, run_mask(n - i), _mm256_setzero_ps());
+  if (i < n) store_first(d + i, _mm256_setzero_ps(), n - i);
 }
 inline void add_run(float* __restrict d, const float* __restrict s, int64_t n) {
   int64_t i = 0;
@@ -45,8 +56,8 @@ inline void add_run(float* __restrict d, const float* __restrict s, int64_t n) {
     _mm256_storeu_ps(d + i, _mm256_add_ps(_mm256_loadu_ps(d + i), _mm256_loadu_ps(s + i)));
   if (i < n) {
     const __m256i m = run_mask(n - i);
-    _mm256_maskstore_ps(d + i, m,
-                        _mm256_add_ps(_mm256_maskload_ps(d + i, m), _mm256_maskload_ps(s + i, m)));
+    store_first(d + i, _mm256_add_ps(_mm256_maskload_ps(d + i, m), _mm256_maskload_ps(s + i, m)),
+                n - i);
   }
 }
 
@@ -60,7 +71,7 @@ inline void copy_rows(float* __restrict d, int64_t ldd, const float* __restrict 
   }
   const __m256i m = run_mask(n);
   for (int64_t i = 0; i < rows; ++i)
-    _mm256_maskstore_ps(d + i * ldd, m, _mm256_maskload_ps(s + i * lds, m));
+    store_first(d + i * ldd, _mm256_maskload_ps(s + i * lds, m), n);
 }
 inline void add_rows(float* __restrict d, int64_t ldd, const float* __restrict s, int64_t lds,
                      int64_t rows, int64_t n) {
@@ -70,9 +81,9 @@ inline void add_rows(float* __restrict d, int64_t ldd, const float* __restrict s
   }
   const __m256i m = run_mask(n);
   for (int64_t i = 0; i < rows; ++i)
-    _mm256_maskstore_ps(
-        d + i * ldd, m,
-        _mm256_add_ps(_mm256_maskload_ps(d + i * ldd, m), _mm256_maskload_ps(s + i * lds, m)));
+    store_first(
+        d + i * ldd,
+        _mm256_add_ps(_mm256_maskload_ps(d + i * ldd, m), _mm256_maskload_ps(s + i * lds, m)), n);
 }
 
 // x[u] += d[s*ld + u - s] for s < S, where 0 <= u - s < n: 8 floats of x at a time, one masked
@@ -97,7 +108,7 @@ inline void add_shifted(float* x, const float* d, int64_t ld, int64_t S, int64_t
       const __m256 v = _mm256_maskload_ps(d + s * ld + u0 - s, m);
       acc = _mm256_blendv_ps(acc, _mm256_add_ps(acc, v), _mm256_castsi256_ps(m));
     }
-    _mm256_maskstore_ps(x + u0, mx, acc);
+    store_first(x + u0, acc, lanes);
   }
 }
 

@@ -2,7 +2,8 @@
 // odd columns are separated with shuffle + cross-lane permute, the bias and activation (if any)
 // applied to each; the first maximum in window order
 // is kept with ordered greater-than compares (false for NaN, like the scalar '>') and blends,
-// which also select the argmax offset. The row tail (fewer than 8 outputs) is scalar.
+// which also select the argmax offset. The row tail (fewer than 8 outputs) is one more such step
+// on masked loads, stored through a local.
 // unpool2x2 (its backward) is a plain loop over windows, left to the compiler.
 #include <cstdint>
 
@@ -19,11 +20,22 @@ namespace imgsim::kernels::avx2 {
 
 namespace {
 
-// Even (imm 0x88) or odd (0xDD) floats of s[0..16), in order.
+// Even (imm 0x88) or odd (0xDD) floats of (lo, hi), in order.
+template <int Imm>
+inline __m256 deinterleave(__m256 lo, __m256 hi) {
+  const __m256 t = _mm256_shuffle_ps(lo, hi, Imm);
+  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+}
+// The same of s[0..16).
 template <int Imm>
 inline __m256 deinterleave(const float* s) {
-  const __m256 t = _mm256_shuffle_ps(_mm256_loadu_ps(s), _mm256_loadu_ps(s + 8), Imm);
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+  return deinterleave<Imm>(_mm256_loadu_ps(s), _mm256_loadu_ps(s + 8));
+}
+
+// Lanes [0, n) set (all bits of a lane), n in [0, 8].
+inline __m256i lanes(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 // act(z + bias) (Bias) or act(z), as the scalar reference (relu: z > 0 ? z : 0; leaky_relu:
@@ -36,21 +48,6 @@ inline __m256 pre(__m256 z, __m256 bias, __m256 slope) {
   } else if constexpr (Act == 2) {
     const __m256 pos = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ);
     return _mm256_blendv_ps(_mm256_mul_ps(slope, z), z, pos);
-  } else {
-    (void)bias;
-    (void)slope;
-    return z;
-  }
-}
-
-template <int Act, bool Bias>
-inline float pre1(float z, float bias, float slope) {
-  if constexpr (Bias) z = z + bias;
-  if constexpr (Act == 1) {
-    (void)slope;
-    return z > 0.0f ? z : 0.0f;
-  } else if constexpr (Act == 2) {
-    return z > 0.0f ? z : slope * z;
   } else {
     (void)bias;
     (void)slope;
@@ -90,16 +87,36 @@ void pool_plane(const float* x, int64_t w, int64_t p_out, int64_t q_out, float b
       _mm256_storeu_ps(yr + q, best);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(ar + q), at);
     }
-    for (; q < q_out; ++q) {
-      const float v[4] = {
-          pre1<Act, Bias>(r0[2 * q], bias, slope), pre1<Act, Bias>(r0[2 * q + 1], bias, slope),
-          pre1<Act, Bias>(r1[2 * q], bias, slope), pre1<Act, Bias>(r1[2 * q + 1], bias, slope)};
-      const int64_t offs[4] = {0, 1, w, w + 1};
-      int b = 0;
-      for (int i = 1; i < 4; ++i)
-        if (v[i] > v[b]) b = i;
-      yr[q] = v[b];
-      ar[q] = static_cast<int32_t>(2 * p * w + 2 * q + offs[b]);
+    if (q < q_out) {
+      // The last q_out - q < 8 windows the same way, their 2 (q_out - q) floats of each row read
+      // with masked loads (the other lanes read 0 and are not stored); the results go out
+      // through a local (a masked store, vmaskmovps to memory, is slow on AMD).
+      const int64_t rem = q_out - q, nf = 2 * rem;
+      const __m256i mlo = lanes(nf < 8 ? nf : 8), mhi = lanes(nf > 8 ? nf - 8 : 0);
+      auto row = [&](const float* r, __m256& e, __m256& o) {
+        const __m256 lo = _mm256_maskload_ps(r + 2 * q, mlo);
+        const __m256 hi = _mm256_maskload_ps(r + 2 * q + 8, mhi);
+        e = pre<Act, Bias>(deinterleave<0x88>(lo, hi), bv, sv);
+        o = pre<Act, Bias>(deinterleave<0xDD>(lo, hi), bv, sv);
+      };
+      __m256 e0, o0, e1, o1;
+      row(r0, e0, o0);
+      row(r1, e1, o1);
+      __m256 best = e0;
+      __m256i off = _mm256_setzero_si256();
+      take_if_greater(o0, one, best, off);
+      take_if_greater(e1, wv, best, off);
+      take_if_greater(o1, w1, best, off);
+      const __m256i at = _mm256_add_epi32(
+          _mm256_add_epi32(_mm256_set1_epi32(base + static_cast<int32_t>(2 * q)), two_lane), off);
+      alignas(32) float yb[8];
+      alignas(32) int32_t ab[8];
+      _mm256_store_ps(yb, best);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(ab), at);
+      for (int64_t i = 0; i < rem; ++i) {
+        yr[q + i] = yb[i];
+        ar[q + i] = ab[i];
+      }
     }
   }
 }
