@@ -131,29 +131,54 @@ double rel_diff(const Tensor& a, const Tensor& b) {
   return m > 0 ? d / m : d;
 }
 
+// The fused model against the unfused one on the same parameters and data: forward bitwise (train
+// and infer); gradients bitwise when `exact` (integer data whose products and sums stay integers
+// below 2^24, exact in any order), else within float reassociation.
+void check_against_unfused(const FuseCase& fc, bool integers, bool exact) {
+  const Run ref = run(fc, false, integers), fz = run(fc, true, integers);
+  CHECK(same_bits(ref.y, fz.y));
+  CHECK(same_bits(ref.yi, fz.yi));
+  CHECK(same_bits(ref.y, ref.yi));
+  REQUIRE(ref.grads.size() == fz.grads.size());
+  if (exact) {
+    CHECK(same_bits(ref.dx, fz.dx));
+    for (std::size_t i = 0; i < ref.grads.size(); ++i) CHECK(same_bits(ref.grads[i], fz.grads[i]));
+  } else {
+    // Only the order of the float sums differs (tiles of whole row pairs). Integer data through
+    // leaky ReLU, tanh or sigmoid are not integers any more.
+    CHECK(rel_diff(ref.dx, fz.dx) < 1e-5);
+    for (std::size_t i = 0; i < ref.grads.size(); ++i)
+      CHECK(rel_diff(ref.grads[i], fz.grads[i]) < 1e-5);
+  }
+}
+
+// The fused model with 2 and 3 threads equals it with 1, bit for bit.
+void check_thread_independence(const FuseCase& fc) {
+  const int threads = num_threads();
+  set_num_threads(1);
+  const Run one = run(fc, true, false);
+  for (int t : {2, 3}) {
+    set_num_threads(t);
+    const Run r = run(fc, true, false);
+    INFO(t << " threads");
+    CHECK(same_bits(one.y, r.y));
+    CHECK(same_bits(one.dx, r.dx));
+    for (std::size_t i = 0; i < one.grads.size(); ++i) CHECK(same_bits(one.grads[i], r.grads[i]));
+  }
+  set_num_threads(threads);
+}
+
+bool integer_exact_act(Activation a) {
+  return a == Activation::linear || a == Activation::relu;
+}
+
 }  // namespace
 
 TEST_CASE("Fused Conv2D + MaxPool2D: forward bitwise, gradients as unfused", "[fusion]") {
   for (const FuseCase& fc : kCases) {
     for (bool integers : {true, false}) {
       INFO(fc.label << (integers ? ", integer data" : ", float data"));
-      const Run ref = run(fc, false, integers), fz = run(fc, true, integers);
-      CHECK(same_bits(ref.y, fz.y));
-      CHECK(same_bits(ref.yi, fz.yi));
-      CHECK(same_bits(ref.y, ref.yi));
-      REQUIRE(ref.grads.size() == fz.grads.size());
-      if (integers && !fc.wino && (fc.act == Activation::linear || fc.act == Activation::relu)) {
-        // Every product and sum is an integer below 2^24: exact in any order.
-        CHECK(same_bits(ref.dx, fz.dx));
-        for (std::size_t i = 0; i < ref.grads.size(); ++i)
-          CHECK(same_bits(ref.grads[i], fz.grads[i]));
-      } else {
-        // Only the order of the float sums differs (tiles of whole row pairs). Integer data
-        // through leaky ReLU, tanh or sigmoid are not integers any more.
-        CHECK(rel_diff(ref.dx, fz.dx) < 1e-5);
-        for (std::size_t i = 0; i < ref.grads.size(); ++i)
-          CHECK(rel_diff(ref.grads[i], fz.grads[i]) < 1e-5);
-      }
+      check_against_unfused(fc, integers, integers && !fc.wino && integer_exact_act(fc.act));
     }
   }
 }
@@ -167,50 +192,15 @@ TEST_CASE("Fused pairs with many channels on im2col: the channels-last backward"
     if (!fc.wino) continue;
     for (bool integers : {true, false}) {
       INFO(fc.label << (integers ? ", integer data" : ", float data") << ", im2col");
-      const Run ref = run(fc, false, integers), fz = run(fc, true, integers);
-      CHECK(same_bits(ref.y, fz.y));
-      REQUIRE(ref.grads.size() == fz.grads.size());
-      if (integers && (fc.act == Activation::linear || fc.act == Activation::relu)) {
-        CHECK(same_bits(ref.dx, fz.dx));
-        for (std::size_t i = 0; i < ref.grads.size(); ++i)
-          CHECK(same_bits(ref.grads[i], fz.grads[i]));
-      } else {
-        CHECK(rel_diff(ref.dx, fz.dx) < 1e-5);
-        for (std::size_t i = 0; i < ref.grads.size(); ++i)
-          CHECK(rel_diff(ref.grads[i], fz.grads[i]) < 1e-5);
-      }
+      check_against_unfused(fc, integers, integers && integer_exact_act(fc.act));
     }
   }
-  // Any thread count, bit for bit.
-  const FuseCase& fc = kCases[7];
-  const int threads = num_threads();
-  set_num_threads(1);
-  const Run one = run(fc, true, false);
-  for (int t : {2, 3}) {
-    set_num_threads(t);
-    const Run r = run(fc, true, false);
-    INFO(t << " threads");
-    CHECK(same_bits(one.dx, r.dx));
-    for (std::size_t i = 0; i < one.grads.size(); ++i) CHECK(same_bits(one.grads[i], r.grads[i]));
-  }
-  set_num_threads(threads);
+  check_thread_independence(kCases[7]);
   detail::set_conv_algo(detail::ConvAlgo::automatic);
 }
 
 TEST_CASE("Fused Conv2D + MaxPool2D does not depend on the thread count", "[fusion][threads]") {
-  const FuseCase& fc = kCases[4];
-  const int threads = num_threads();
-  set_num_threads(1);
-  const Run one = run(fc, true, false);
-  for (int t : {2, 3}) {
-    set_num_threads(t);
-    const Run r = run(fc, true, false);
-    INFO(t << " threads");
-    CHECK(same_bits(one.y, r.y));
-    CHECK(same_bits(one.dx, r.dx));
-    for (std::size_t i = 0; i < one.grads.size(); ++i) CHECK(same_bits(one.grads[i], r.grads[i]));
-  }
-  set_num_threads(threads);
+  check_thread_independence(kCases[4]);
 }
 
 TEST_CASE("Backward follows the forward's fusion decision", "[fusion]") {
