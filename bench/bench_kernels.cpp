@@ -1,6 +1,7 @@
 // SGEMM benchmarks for every kernel this CPU runs, in one binary: ref (naive loop), scalar
 // (portable blocked fallback), avx2, avx512; then the pooling-fused backward's kernels
-// (transpose, gather_acc, scatter_axpy) on the models' shapes, "sparse/<isa>/<kernel>/<shape>".
+// (transpose, gather_acc, scatter_axpy, pool_scatter) on the models' shapes,
+// "sparse/<isa>/<kernel>/<shape>".
 // Shapes are the im2col GEMMs of the conv layers (forward C[K x PQ] = W[K x CRS] * col[CRS x PQ];
 // backward dW = dY * col^T and dcol = W^T * dY) and squares. The FLOP/s counter is 2*M*N*K per
 // iteration, over CPU time for the plain names (one thread) and over wall time for the names with
@@ -107,9 +108,9 @@ SparseData make_sparse(const SparseCase& sc) {
   std::uniform_int_distribution<int64_t> bit(0, 1);
   SparseData d;
   d.plane = sc.pp * sc.qp;
-  d.n = sc.c;
-  for (int64_t r = 0; r < sc.r; ++r)
-    for (int64_t s = 0; s < sc.s; ++s) d.seg.push_back(sc.ldr ? 0 : (r * sc.wp + s) * sc.c);
+  // hwc: a patch row (S pixels of C channels) is one run, as the layer passes them.
+  d.n = sc.ldr ? sc.c : sc.s * sc.c;
+  for (int64_t r = 0; r < sc.r; ++r) d.seg.push_back(sc.ldr ? 0 : r * sc.wp * sc.c);
   d.nseg = static_cast<int64_t>(d.seg.size());
   const int64_t rows = sc.ldr ? 2 * sc.pp * sc.q : (2 * sc.pp + sc.r) * sc.wp;  // pixels or rows
   d.x = imgsim::Tensor(imgsim::Shape{rows * (sc.ldr ? sc.ldr : sc.c) + 64});
@@ -127,6 +128,34 @@ SparseData make_sparse(const SparseCase& sc) {
         d.off.push_back(sc.ldr ? (p * sc.q + q) * sc.ldr : (p * sc.wp + q) * sc.c);
       }
   return d;
+}
+
+// pool_scatter on the hwc case's data: the same argmaxes, as (window, filter) places.
+void run_pool_scatter(benchmark::State& state, const k::KernelTable* t, SparseCase sc) {
+  SparseData d = make_sparse(sc);
+  const int64_t plane = d.plane, rsc = d.nseg * d.n;
+  std::vector<float> gw(static_cast<size_t>(sc.k * plane));
+  std::vector<uint8_t> sel(gw.size());
+  std::vector<int64_t> org;
+  for (int64_t i = 0; i < sc.pp; ++i)
+    for (int64_t j = 0; j < sc.qp; ++j) org.push_back((2 * i * sc.wp + 2 * j) * sc.c);
+  for (int64_t kk = 0; kk < sc.k; ++kk)
+    for (int64_t t2 = 0; t2 < plane; ++t2) {
+      const auto src = static_cast<size_t>(kk * plane + t2),
+                 dst = static_cast<size_t>(t2 * sc.k + kk);
+      gw[dst] = d.g[src];
+      const int64_t rel = d.off[src] - org[static_cast<size_t>(t2)];
+      sel[dst] =
+          static_cast<uint8_t>(rel >= sc.wp * sc.c ? 2 + (rel - sc.wp * sc.c) / sc.c : rel / sc.c);
+    }
+  for (auto _ : state) {
+    t->pool_scatter(plane, sc.k, gw.data(), sel.data(), org.data(), d.w.data(), sc.r, sc.s, sc.c,
+                    sc.wp * sc.c, d.x.data());
+    benchmark::DoNotOptimize(d.x.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * double(sc.k * plane * rsc) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void run_sparse(benchmark::State& state, const k::KernelTable* t, SparseCase sc, bool scatter) {
@@ -211,6 +240,9 @@ void register_all() {
         benchmark::RegisterBenchmark(name.c_str(), run_sparse, t, sc, scatter)
             ->Unit(benchmark::kMicrosecond);
       }
+    benchmark::RegisterBenchmark((pre + "pool_scatter/" + kSparse[0].name).c_str(),
+                                 run_pool_scatter, t, kSparse[0])
+        ->Unit(benchmark::kMicrosecond);
     for (const TransposeCase& tc : kTranspose) {
       const std::string name = pre + "transpose/" + tc.name;
       benchmark::RegisterBenchmark(name.c_str(), run_transpose, t, tc)

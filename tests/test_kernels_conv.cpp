@@ -469,6 +469,88 @@ TEST_CASE("scatter_axpy: every ISA agrees with the reference", "[kernels][sparse
   }
 }
 
+TEST_CASE("pool_scatter: every ISA agrees with the reference", "[kernels][sparse]") {
+  // A channels-last image of h x wpx pixels of C floats, rows ldrow = wpx C + 3 floats apart
+  // (the 3 floats after each row are never covered and keep a sentinel), one float past
+  // alignment; windows at random places, overlapping and repeating, each filter's argmax at a
+  // random one of the four places. 3x3 with C a multiple of 16 is AVX-512's register-blocked
+  // case (K = 37: two full groups of 16 filters and a tail); the others its general loop.
+  std::mt19937 rng(14);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  struct Case {
+    int64_t r, s, c, k, nwin;
+  };
+  const Case cases[] = {{3, 3, 16, 37, 30}, {3, 3, 32, 16, 9}, {3, 3, 48, 5, 7},
+                        {3, 3, 16, 1, 1},   {3, 3, 7, 20, 11}, {2, 3, 16, 17, 13},
+                        {1, 1, 33, 9, 25},  {5, 5, 16, 3, 4},  {3, 3, 32, 64, 0}};
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    for (const Case& cs : cases) {
+      DYNAMIC_SECTION(to_string(isa) << " " << cs.r << "x" << cs.s << " C=" << cs.c << " K=" << cs.k
+                                     << " windows=" << cs.nwin) {
+        const int64_t h = cs.r + 4, wpx = cs.s + 5, ldrow = wpx * cs.c + 3;
+        const auto size = static_cast<size_t>(h * ldrow + 2);
+        std::vector<float> x0(size, kSentinel);
+        std::vector<bool> covered(size, false);
+        for (int64_t y = 0; y < h; ++y)
+          for (int64_t e = 0; e < wpx * cs.c; ++e) {
+            const auto i = static_cast<size_t>(1 + y * ldrow + e);
+            covered[i] = true;
+            x0[i] = normal(rng);
+          }
+        std::uniform_int_distribution<int64_t> py(0, h - cs.r - 1), px(0, wpx - cs.s - 1);
+        std::uniform_int_distribution<int> place(0, 3);
+        std::vector<int64_t> org;
+        for (int64_t j = 0; j < cs.nwin; ++j) org.push_back(py(rng) * ldrow + px(rng) * cs.c);
+        const auto nk = static_cast<size_t>(cs.nwin * cs.k);
+        std::vector<float> g(nk), w(static_cast<size_t>(cs.k * cs.r * cs.s * cs.c + 1));
+        std::vector<uint8_t> sel(nk);
+        for (float& v : g) v = normal(rng);
+        for (float& v : w) v = normal(rng);
+        for (uint8_t& v : sel) v = static_cast<uint8_t>(place(rng));
+        const float* wp = w.data() + 1;  // unaligned
+        std::vector<float> want = x0, got = x0;
+        ref::pool_scatter(cs.nwin, cs.k, g.data(), sel.data(), org.data(), wp, cs.r, cs.s, cs.c,
+                          ldrow, want.data() + 1);
+        t.pool_scatter(cs.nwin, cs.k, g.data(), sel.data(), org.data(), wp, cs.r, cs.s, cs.c, ldrow,
+                       got.data() + 1);
+        // The exact result in double, with the sum of magnitudes and the terms per float.
+        std::vector<double> exact(size), mag(size), terms(size, 1.0);
+        for (std::size_t i = 0; i < size; ++i) {
+          exact[i] = covered[i] ? x0[i] : 0.0;
+          mag[i] = std::fabs(exact[i]);
+        }
+        for (int64_t j = 0; j < cs.nwin; ++j)
+          for (int64_t k = 0; k < cs.k; ++k) {
+            const auto jk = static_cast<size_t>(j * cs.k + k);
+            const int64_t base =
+                1 + org[static_cast<size_t>(j)] + (sel[jk] >> 1) * ldrow + (sel[jk] & 1) * cs.c;
+            for (int64_t r = 0; r < cs.r; ++r)
+              for (int64_t q = 0; q < cs.s; ++q)
+                for (int64_t e = 0; e < cs.c; ++e) {
+                  const auto i = static_cast<size_t>(base + r * ldrow + q * cs.c + e);
+                  const double p =
+                      double(g[jk]) * double(wp[((k * cs.r + r) * cs.s + q) * cs.c + e]);
+                  exact[i] += p;
+                  mag[i] += std::fabs(p);
+                  terms[i] += 1.0;
+                }
+          }
+        for (std::size_t i = 0; i < size; ++i) {
+          if (!covered[i]) {
+            REQUIRE(same_bits(want[i], kSentinel));
+            REQUIRE(same_bits(got[i], kSentinel));
+            continue;
+          }
+          const double bound = 2.0 * terms[i] * std::ldexp(1.0, -24) * mag[i];
+          REQUIRE(std::fabs(double(want[i]) - exact[i]) <= bound);
+          REQUIRE(std::fabs(double(got[i]) - exact[i]) <= bound);
+        }
+      }
+    }
+  }
+}
+
 namespace {
 
 // Forward, dW, db and dx of one Conv2D call (gradients zeroed first, dx starting from 0.5).

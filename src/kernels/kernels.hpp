@@ -79,6 +79,19 @@ using GatherAccFn = void (*)(int64_t count, const float* g, const int64_t* off, 
 using ScatterAxpyFn = void (*)(int64_t count, const float* g, const int64_t* off, const float* w,
                                const int64_t* seg, int64_t nseg, int64_t n, float* x);
 
+// x[org[j] + (dy + r) * ldrow + (dx + s) * C + e] += g[j * K + k] * w[((k * R + r) * S + s) * C +
+// e] for j < nwin, k < K, r < R, s < S, e < C, with (dy, dx) = (sel[j * K + k] >> 1, sel[j * K + k]
+// & 1) and sel < 4: the data gradient of a stride-1 R x S convolution followed by 2x2 / stride 2
+// max pooling, on a channels-last image x (pixels C floats apart, rows ldrow floats apart). Window
+// j covers the conv outputs whose patches start at org[j] and one pixel right and / or down of it;
+// sel says at which of the four filter k's argmax lies, g is dz there. The same sums as
+// scatter_axpy with one position per (j, k), grouped by window so that a fast version can add up
+// a window's filters in registers and store its (R + 1) x (S + 1) pixels once per group of
+// filters. Oracle and Isa::scalar entry: ref::pool_scatter (k, then j, in order).
+using PoolScatterFn = void (*)(int64_t nwin, int64_t K, const float* g, const uint8_t* sel,
+                               const int64_t* org, const float* w, int64_t R, int64_t S, int64_t C,
+                               int64_t ldrow, float* x);
+
 struct KernelTable {
   Isa isa;
   SgemmFn sgemm;
@@ -95,6 +108,7 @@ struct KernelTable {
   TransposeFn transpose;
   GatherAccFn gather_acc;
   ScatterAxpyFn scatter_axpy;
+  PoolScatterFn pool_scatter;
 };
 
 // The table for active_isa(); follows set_max_isa() (tables are static, one per ISA).
@@ -116,6 +130,8 @@ void gather_acc(int64_t count, const float* g, const int64_t* off, const float* 
                 const int64_t* seg, int64_t nseg, int64_t n, float* acc);
 void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
                   const int64_t* seg, int64_t nseg, int64_t n, float* x);
+void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
+                  const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x);
 }  // namespace ref
 
 // Blocked GEMMs and batch im2col / col2im tiles, one namespace per instruction set

@@ -1304,32 +1304,51 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
   // g W[k] is added back onto it (scatter_axpy); g = dyp * act'(yp).
   if (C >= kHwcMinChannels) {
     // Channels-last: per image, x in HWC with its padding (Hp x Wp pixels of C floats), so that a
-    // patch is R x S runs of C floats; dx likewise, transposed back at the end of the image. dW
-    // accumulates as (K, R, S, C) and W is read as (K, R, S, C) too.
+    // patch is R runs (its rows) of S C floats; dx likewise, transposed back at the end of the
+    // image. dW accumulates as (K, R, S, C) and W is read as (K, R, S, C) too.
     const int64_t H = g.height, W = g.width, HW = H * W;
     const int64_t Hp = std::max(g.pad_top + H, (g.out_h - 1) * g.stride_h + g.kernel_h);
     const int64_t Wp = std::max(g.pad_left + W, (g.out_w - 1) * g.stride_w + g.kernel_w);
     const int64_t img = round_up(Hp * Wp * C, 16), krsc = K * RS * C;
-    const int64_t grow_len = round_up(plane, 16);
-    const int64_t wbuf =
-        img * (dx ? 2 : 1) + (dx ? round_up(C * HW, 16) : 0) + round_up(krsc, 16) + grow_len;
+    // dx by windows (kernel pool_scatter) at stride 1: per window, dz and the argmax's place in
+    // it for every filter, (window, filter) order; the filters' g is (filter, window).
+    const bool by_window = dx && g.stride_h == 1 && g.stride_w == 1;
+    const int64_t kp = round_up(K * plane, 16);
+    const int64_t wbuf = img * (dx ? 2 : 1) + (dx ? round_up(C * HW, 16) : 0) + round_up(krsc, 16) +
+                         kp + (by_window ? kp + kp / 4 : 0);
     work_.resize(Shape{round_up(krsc, 16) + workers * wbuf + pl.groups * pl.part});
-    offsets_.resize(static_cast<std::size_t>(RS + workers * plane));
+    offsets_.resize(static_cast<std::size_t>(g.kernel_h + 2 * PQ + plane + workers * plane));
     float* wr = work_.data();  // W as (K, R, S, C)
     float* parts = wr + round_up(krsc, 16) + workers * wbuf;
-    int64_t* seg = offsets_.data();
-    for (int64_t r = 0; r < g.kernel_h; ++r)
-      for (int64_t s2 = 0; s2 < g.kernel_w; ++s2) seg[r * g.kernel_w + s2] = (r * Wp + s2) * C;
-    for (int64_t kk = 0; kk < K; ++kk)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t rs = 0; rs < RS; ++rs) wr[(kk * RS + rs) * C + c] = w[(kk * C + c) * RS + rs];
+    // A patch row (S pixels of C channels) is one run: R runs of S C floats, Wp C apart.
+    int64_t* rows = offsets_.data();
+    for (int64_t r = 0; r < g.kernel_h; ++r) rows[r] = r * Wp * C;
+    // patch[p Q + q]: where conv output (p, q)'s patch starts in the padded HWC image; place[.]:
+    // where in its pooling window it lies (2 * row parity + column parity); org[i qp + j]: where
+    // window (i, j)'s first patch starts.
+    int64_t* patch = rows + g.kernel_h;
+    int64_t* place = patch + PQ;
+    int64_t* org = place + PQ;
+    for (int64_t p = 0; p < g.out_h; ++p)
+      for (int64_t q = 0; q < Q; ++q) {
+        patch[p * Q + q] = (p * g.stride_h * Wp + q * g.stride_w) * C;
+        place[p * Q + q] = 2 * (p & 1) + (q & 1);
+      }
+    for (int64_t i = 0; i < pq0.pp; ++i)
+      for (int64_t j = 0; j < pq0.qp; ++j) org[i * pq0.qp + j] = patch[2 * i * Q + 2 * j];
+    for (int64_t kk = 0; kk < K; ++kk)  // (C, R S) -> (R S, C) per filter
+      kt.transpose(w + kk * C * RS, RS, C, RS, wr + kk * RS * C, C);
+    // Without padding the HWC image is the (C, H W) matrix transposed.
+    const bool unpadded = Hp == H && Wp == W;
     kernels::parallel_for(workers, [&](int64_t wk) {
       float* xh = wr + round_up(krsc, 16) + wk * wbuf;           // x of one image, HWC, padded
       float* dxh = xh + img;                                     // with dx: its gradient, likewise
       float* dxs = dxh + img;                                    // with dx: that gradient in CHW
       float* accr = dx ? dxs + round_up(C * HW, 16) : xh + img;  // dW of the group, (K, R, S, C)
-      float* grow = accr + round_up(krsc, 16);
-      int64_t* off = seg + RS + wk * plane;
+      float* gk = accr + round_up(krsc, 16);                     // g, (filter, window)
+      float* gw = gk + kp;                                       // by window: g, (window, filter)
+      auto* sel = reinterpret_cast<uint8_t*>(gw + kp);           // by window: the places
+      int64_t* off = org + plane + wk * plane;
       for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
         float* dwg = parts + gi * pl.part;
         float* dbg = dwg + K * CRS;
@@ -1338,47 +1357,50 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
         const int64_t n0 = gi * n / pl.groups, n1 = (gi + 1) * n / pl.groups;
         for (int64_t im = n0; im < n1; ++im) {
           const float* xn = x.data() + im * C * HW;
-          if (Hp * Wp != HW) std::fill(xh, xh + Hp * Wp * C, 0.0f);
-          for (int64_t h = 0; h < H; ++h)
-            kt.transpose(xn + h * W, HW, C, W, xh + ((h + g.pad_top) * Wp + g.pad_left) * C, C);
+          if (unpadded) {
+            kt.transpose(xn, HW, C, HW, xh, C);
+          } else {
+            std::fill(xh, xh + Hp * Wp * C, 0.0f);
+            for (int64_t h = 0; h < H; ++h)
+              kt.transpose(xn + h * W, HW, C, W, xh + ((h + g.pad_top) * Wp + g.pad_left) * C, C);
+          }
           if (dx) std::fill(dxh, dxh + Hp * Wp * C, 0.0f);
+          const int64_t at0 = im * K * plane;
+          const int32_t* a = argmax + at0;
+          detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at0,
+                                      dyp.data() + at0, gk, K * plane);
           for (int64_t kk = 0; kk < K; ++kk) {
-            const int64_t at = (im * K + kk) * plane;
-            const int32_t* a = argmax + at;
-            // The argmax of window (i, j) is conv output (2i + di, 2j + dj), its patch's first
-            // pixel (2i + di) sh, (2j + dj) sw. (Locals, not the captures: the stores to off
-            // would make the compiler reload those on every position.)
-            const int64_t pp = pq0.pp, qp = pq0.qp, q2 = Q;
-            const int64_t down = g.stride_h * Wp * C, right = g.stride_w * C;
-            for (int64_t i = 0; i < pp; ++i) {
-              const int32_t* ai = a + i * qp;
-              int64_t* oi = off + i * qp;
-              for (int64_t j = 0; j < qp; ++j) {
-                const int64_t d = ai[j] - (2 * i * q2 + 2 * j);
-                const int64_t di = d >= q2 ? 1 : 0, dj = d - di * q2;
-                oi[j] = (2 * i + di) * down + (2 * j + dj) * right;
-              }
-            }
-            detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at,
-                                        dyp.data() + at, grow, plane);
-            if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(grow, plane));
-            kt.gather_acc(plane, grow, off, xh, seg, RS, C, accr + kk * RS * C);
-            if (dx) kt.scatter_axpy(plane, grow, off, wr + kk * RS * C, seg, RS, C, dxh);
+            const float* gr = gk + kk * plane;
+            const int32_t* ak = a + kk * plane;
+            if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(gr, plane));
+            for (int64_t t = 0; t < plane; ++t) off[t] = patch[ak[t]];
+            kt.gather_acc(plane, gr, off, xh, rows, g.kernel_h, g.kernel_w * C, accr + kk * RS * C);
+            if (dx && !by_window)
+              kt.scatter_axpy(plane, gr, off, wr + kk * RS * C, rows, g.kernel_h, g.kernel_w * C,
+                              dxh);
+          }
+          if (by_window) {
+            kt.transpose(gk, plane, K, plane, gw, K);
+            for (int64_t kk = 0; kk < K; ++kk)
+              for (int64_t t = 0; t < plane; ++t)
+                sel[t * K + kk] = static_cast<uint8_t>(place[a[kk * plane + t]]);
+            kt.pool_scatter(plane, K, gw, sel, org, wr, g.kernel_h, g.kernel_w, C, Wp * C, dxh);
           }
           if (dx) {
-            for (int64_t h = 0; h < H; ++h)
-              kt.transpose(dxh + ((h + g.pad_top) * Wp + g.pad_left) * C, C, W, C, dxs + h * W, HW);
             float* dxn = dx->data() + im * C * HW;
-            if (overwrite)
-              std::copy(dxs, dxs + C * HW, dxn);
+            float* to = overwrite ? dxn : dxs;  // back to CHW
+            if (unpadded)
+              kt.transpose(dxh, C, HW, C, to, HW);
             else
+              for (int64_t h = 0; h < H; ++h)
+                kt.transpose(dxh + ((h + g.pad_top) * Wp + g.pad_left) * C, C, W, C, to + h * W,
+                             HW);
+            if (!overwrite)
               for (int64_t e = 0; e < C * HW; ++e) dxn[e] += dxs[e];
           }
         }
-        for (int64_t kk = 0; kk < K; ++kk)
-          for (int64_t c = 0; c < C; ++c)
-            for (int64_t rs = 0; rs < RS; ++rs)
-              dwg[(kk * C + c) * RS + rs] = accr[(kk * RS + rs) * C + c];
+        for (int64_t kk = 0; kk < K; ++kk)  // (R S, C) -> (C, R S) per filter
+          kt.transpose(accr + kk * RS * C, C, RS, C, dwg + kk * C * RS, RS);
       }
     });
     add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);

@@ -1,4 +1,4 @@
-// AVX2 transpose, gathered accumulation and scattered axpy (kernels.hpp).
+// AVX2 transpose, gathered accumulation, scattered axpy and pooled scatter (kernels.hpp).
 //
 // transpose: 8 x 8 blocks transposed in registers (in-lane unpacks and shuffles, then 128-bit
 // lane permutes); the column tail of a block uses masked loads (missing rows read as zero), the
@@ -8,6 +8,7 @@
 // with their own accumulators (four ymm); the row tail uses masked loads, which never touch the
 // masked-off floats. Order of the sums: position i goes to accumulator i mod 2 (the last of an
 // odd count to 0), then (a0 + a1) to acc. scatter_axpy: per segment, 8 floats of w in a register.
+// pool_scatter: filter by filter, as scatter_axpy over the windows.
 #include <cstdint>
 
 #include "kernels/kernels.hpp"
@@ -153,6 +154,39 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
   }
 }
 
+void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
+                  const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x) {
+  // As scatter_axpy, filter by filter (the reference's order), up to 64 windows at a time with
+  // their patch offsets and g first gathered: 8 floats of a patch row of w in a register, every
+  // window in order; the row's last (S C) % 8 floats one at a time. (Summing a window's filters
+  // in registers, as AVX-512 does, would need 16 accumulators: all of AVX2's registers.)
+  const int64_t n = S * C, full = n / 8 * 8;
+  int64_t off[64];
+  float gk[64];
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t j0 = 0; j0 < nwin; j0 += 64) {
+      const int64_t nj = nwin - j0 < 64 ? nwin - j0 : 64;
+      for (int64_t j = 0; j < nj; ++j) {
+        const int64_t sl = sel[(j0 + j) * K + k];
+        off[j] = org[j0 + j] + (sl >> 1) * ldrow + (sl & 1) * C;
+        gk[j] = g[(j0 + j) * K + k];
+      }
+      for (int64_t r = 0; r < R; ++r) {
+        const float* wr = w + (k * R + r) * n;
+        float* xr = x + r * ldrow;
+        for (int64_t e = 0; e < full; e += 8) {
+          const __m256 wv = _mm256_loadu_ps(wr + e);
+          for (int64_t j = 0; j < nj; ++j) {
+            float* p = xr + off[j] + e;
+            _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_set1_ps(gk[j]), wv, _mm256_loadu_ps(p)));
+          }
+        }
+        for (int64_t e = full; e < n; ++e)
+          for (int64_t j = 0; j < nj; ++j) xr[off[j] + e] += gk[j] * wr[e];
+      }
+    }
+}
+
 bool sparse_compiled() {
   return true;
 }
@@ -169,6 +203,10 @@ void gather_acc(int64_t count, const float* g, const int64_t* off, const float* 
 void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
                   const int64_t* seg, int64_t nseg, int64_t n, float* x) {
   ref::scatter_axpy(count, g, off, w, seg, nseg, n, x);
+}
+void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
+                  const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x) {
+  ref::pool_scatter(nwin, K, g, sel, org, w, R, S, C, ldrow, x);
 }
 bool sparse_compiled() {
   return false;

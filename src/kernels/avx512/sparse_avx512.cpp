@@ -1,15 +1,31 @@
-// AVX-512 transpose, gathered accumulation and scattered axpy (kernels.hpp).
+// AVX-512 transpose, gathered accumulation, scattered axpy and pooled scatter (kernels.hpp).
 //
 // transpose: 16 x 16 blocks transposed in registers (in-lane unpacks of floats, then of float
 // pairs, then two rounds of 128-bit lane shuffles); the row and column tails of a block use
 // masked loads (missing rows read as zero) and masked stores.
 //
-// gather_acc: per segment, 32 floats of the accumulator at a time (two zmm), four rows in flight
-// with their own accumulators (eight zmm) so that the FMA latency is hidden; the row tail uses
-// masked loads, which never touch the masked-off floats. Order of the sums: row i < 4 floor(count /
-// 4) goes to accumulator i mod 4, the rest to accumulator 0; the four are added ((a0 + a1) + (a2 +
-// a3)) and then to acc.
+// gather_acc: with runs of a multiple of 16 floats, up to 3 runs x 8 vectors per pass over the
+// positions (gather_runs: one accumulator per vector, every position in order, then added to
+// acc), so that a channels-last patch (R runs of S C floats) costs one pass. Otherwise, and for
+// what would leave fewer than 4 accumulators (the FMA latency): per run, 32 floats of the
+// accumulator at a time (two zmm), four rows in flight with their own accumulators (eight zmm);
+// the row tail uses masked loads, which never touch the masked-off floats. Order of those sums:
+// row i < 4 floor(count / 4) goes to accumulator i mod 4, the rest to accumulator 0; the four are
+// added ((a0 + a1) + (a2 + a3)) and then to acc.
+//
+// scatter_axpy: runs of a multiple of 16 floats, at most 3 x 128: all of w in registers and every
+// position in order (scatter_runs); otherwise per run, 32 floats of w in registers.
+//
+// pool_scatter, 3x3 filters and a multiple of 16 channels: 16 channels, then 16 filters at a time,
+// then the windows in order; a window's 4 x 4 pixels are summed in 16 registers over its filters
+// (grouped by the argmax's place, each filter's 9 products added to the 9 pixels under it) and
+// added to x once. That is 16 stores per window and group instead of 9 per filter: the scatter is
+// bound by stores (a 64-byte store takes two cycles on Zen 4). Other shapes: every (window,
+// filter) in order, a patch row 16 floats at a time.
+#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "kernels/kernels.hpp"
 
@@ -100,6 +116,92 @@ void gather_block(int64_t count, const float* g, const int64_t* off, const float
   }
 }
 
+// NS runs x CW vectors per position in registers (NS CW accumulators, one per 16 floats), every
+// position in order into its own accumulator, which is added to acc at the end. For runs whose
+// length is a multiple of 16: a channels-last patch row (S C floats) is one run, so that one pass
+// over the positions covers several runs and the per-position work (offset, broadcast) is shared.
+template <int NS, int CW>
+void gather_runs(int64_t count, const float* g, const int64_t* off, const float* x,
+                 const int64_t* seg, int64_t n, float* acc) {
+  __m512 a[NS][CW];
+  const float* xs[NS];
+  for (int s = 0; s < NS; ++s) {
+    xs[s] = x + seg[s];
+    for (int c = 0; c < CW; ++c) a[s][c] = _mm512_setzero_ps();
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    const __m512 gv = _mm512_set1_ps(g[i]);
+    const int64_t o = off[i];
+    for (int s = 0; s < NS; ++s)
+      for (int c = 0; c < CW; ++c)
+        a[s][c] = _mm512_fmadd_ps(gv, _mm512_loadu_ps(xs[s] + o + 16 * c), a[s][c]);
+  }
+  for (int s = 0; s < NS; ++s)
+    for (int c = 0; c < CW; ++c) {
+      float* d = acc + s * n + 16 * c;
+      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), a[s][c]));
+    }
+}
+
+using GatherRunsFn = void (*)(int64_t, const float*, const int64_t*, const float*, const int64_t*,
+                              int64_t, float*);
+
+// gather_runs<NS, CW> for NS in [1, 3], CW in [1, 8] (index (NS - 1) * 8 + CW - 1).
+template <int... I>
+constexpr std::array<GatherRunsFn, sizeof...(I)> gather_runs_table(
+    std::integer_sequence<int, I...>) {
+  return {&gather_runs<I / 8 + 1, I % 8 + 1>...};
+}
+constexpr auto kGatherRuns = gather_runs_table(std::make_integer_sequence<int, 24>{});
+
+// x[off[i] + seg[s] + 16 c ..] += g[i] w[s n + 16 c ..] for NS runs x CW vectors, w in
+// registers, every position in order, each vector loaded, updated and stored in program order
+// (so overlapping patches add up as in the reference).
+template <int NS, int CW>
+void scatter_runs(int64_t count, const float* g, const int64_t* off, const float* w,
+                  const int64_t* seg, int64_t n, float* x) {
+  __m512 wv[NS][CW];
+  float* xs[NS];
+  for (int s = 0; s < NS; ++s) {
+    xs[s] = x + seg[s];
+    for (int c = 0; c < CW; ++c) wv[s][c] = _mm512_loadu_ps(w + s * n + 16 * c);
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    const __m512 gv = _mm512_set1_ps(g[i]);
+    const int64_t o = off[i];
+    for (int s = 0; s < NS; ++s)
+      for (int c = 0; c < CW; ++c) {
+        float* r = xs[s] + o + 16 * c;
+        _mm512_storeu_ps(r, _mm512_fmadd_ps(gv, wv[s][c], _mm512_loadu_ps(r)));
+      }
+  }
+}
+
+template <int... I>
+constexpr std::array<GatherRunsFn, sizeof...(I)> scatter_runs_table(
+    std::integer_sequence<int, I...>) {
+  return {&scatter_runs<I / 8 + 1, I % 8 + 1>...};
+}
+constexpr auto kScatterRuns = scatter_runs_table(std::make_integer_sequence<int, 24>{});
+
+// pool_scatter for a 3x3 filter, 16 channels from c0 on, filters [kb, kb + 16): the window's
+// 4 x 4 pixels in a[16]; filter k (bit k - kb of m) with its argmax DY rows down and DX columns
+// right adds g w[k] to the 3 x 3 of them there, the filters of each of the four places in order.
+template <int DY, int DX>
+__attribute__((always_inline)) inline void pool_fma(uint32_t m, const float* gj, const float* wk0,
+                                                    int64_t C, __m512 (&a)[16]) {
+  while (m) {
+    const int t = __builtin_ctz(m);
+    m &= m - 1;
+    const __m512 gv = _mm512_set1_ps(gj[t]);
+    const float* wk = wk0 + t * 9 * C;
+    for (int r = 0; r < 3; ++r)
+      for (int s = 0; s < 3; ++s)
+        a[(DY + r) * 4 + DX + s] =
+            _mm512_fmadd_ps(gv, _mm512_loadu_ps(wk + (r * 3 + s) * C), a[(DY + r) * 4 + DX + s]);
+  }
+}
+
 }  // namespace
 
 void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt) {
@@ -120,8 +222,38 @@ void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t
 
 void gather_acc(int64_t count, const float* g, const int64_t* off, const float* x,
                 const int64_t* seg, int64_t nseg, int64_t n, float* acc) {
+  // Whole vectors: up to 3 runs x 8 vectors per pass over the positions (at most 24
+  // accumulators), when that makes at least 4 (the FMA latency); the rest as below.
+  int64_t c_done = 0;
+  if (n % 16 == 0 && count > 0) {
+    const int64_t nv = n / 16;
+    for (int64_t v0 = 0; v0 < nv; v0 += 8) {
+      const int64_t cw = nv - v0 < 8 ? nv - v0 : 8;
+      const int64_t ns_max = 24 / cw < 3 ? 24 / cw : 3;
+      if (cw * (nseg < ns_max ? nseg : ns_max) < 4) break;
+      for (int64_t s0 = 0; s0 < nseg; s0 += ns_max) {
+        const int64_t ns = nseg - s0 < ns_max ? nseg - s0 : ns_max;
+        if (ns * cw >= 4) {
+          kGatherRuns[static_cast<std::size_t>((ns - 1) * 8 + cw - 1)](
+              count, g, off, x + 16 * v0, seg + s0, n, acc + s0 * n + 16 * v0);
+        } else {
+          for (int64_t sg = s0; sg < s0 + ns; ++sg)
+            for (int64_t c = 16 * v0; c < 16 * (v0 + cw); c += 32) {
+              const int64_t nc = 16 * (v0 + cw) - c < 32 ? 16 * (v0 + cw) - c : 32;
+              if (nc > 16)
+                gather_block<true>(count, g, off, x + seg[sg] + c, lanes(16), lanes(nc - 16),
+                                   acc + sg * n + c);
+              else
+                gather_block<false>(count, g, off, x + seg[sg] + c, lanes(nc), 0, acc + sg * n + c);
+            }
+        }
+      }
+      c_done = 16 * (v0 + cw);
+    }
+  }
+  if (c_done == n) return;
   for (int64_t sg = 0; sg < nseg; ++sg) {
-    for (int64_t c0 = 0; c0 < n; c0 += 32) {
+    for (int64_t c0 = c_done; c0 < n; c0 += 32) {
       const int64_t nc = n - c0 < 32 ? n - c0 : 32;
       const float* xs = x + seg[sg] + c0;
       float* as = acc + sg * n + c0;
@@ -135,6 +267,12 @@ void gather_acc(int64_t count, const float* g, const int64_t* off, const float* 
 
 void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
                   const int64_t* seg, int64_t nseg, int64_t n, float* x) {
+  // Whole vectors of several runs per pass over the positions, as gather_acc.
+  if (n % 16 == 0 && n <= 128 && nseg <= 3 && n / 16 * nseg >= 4) {
+    kScatterRuns[static_cast<std::size_t>((nseg - 1) * 8 + n / 16 - 1)](count, g, off, w, seg, n,
+                                                                        x);
+    return;
+  }
   // 32 floats of w in registers, every position in order.
   for (int64_t sg = 0; sg < nseg; ++sg) {
     for (int64_t c0 = 0; c0 < n; c0 += 32) {
@@ -176,6 +314,65 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
   }
 }
 
+void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
+                  const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x) {
+  if (R == 3 && S == 3 && C % 16 == 0) {
+    // 16 channels at a time, then 16 filters at a time (their 16 x 9 x 16 floats of w stay in L1
+    // while every window is visited), then the windows in order: the window's 4 x 4 pixels are
+    // summed in registers and added to x once per group of 16 filters, rather than each filter's
+    // 3 x 3 patch read and written back (the store rate bounds that).
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      for (int64_t kb = 0; kb < K; kb += 16) {
+        const __mmask16 mk = lanes(K - kb);
+        for (int64_t j = 0; j < nwin; ++j) {
+          const __m512i sv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, sel + j * K + kb));
+          const auto m0 =
+              static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mk, sv, _mm512_setzero_si512()));
+          const auto m1 =
+              static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mk, sv, _mm512_set1_epi32(1)));
+          const auto m2 =
+              static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mk, sv, _mm512_set1_epi32(2)));
+          const auto m3 =
+              static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mk, sv, _mm512_set1_epi32(3)));
+          __m512 a[16];
+          for (int i = 0; i < 16; ++i) a[i] = _mm512_setzero_ps();
+          const float* gj = g + j * K + kb;
+          const float* wk0 = w + kb * 9 * C + c0;
+          pool_fma<0, 0>(m0, gj, wk0, C, a);
+          pool_fma<0, 1>(m1, gj, wk0, C, a);
+          pool_fma<1, 0>(m2, gj, wk0, C, a);
+          pool_fma<1, 1>(m3, gj, wk0, C, a);
+          float* xo = x + org[j] + c0;
+          for (int r = 0; r < 4; ++r)
+            for (int s = 0; s < 4; ++s) {
+              float* p = xo + r * ldrow + s * C;
+              _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), a[r * 4 + s]));
+            }
+        }
+      }
+    }
+    return;
+  }
+  // Otherwise every (window, filter) in order, a patch row (S C floats) 16 at a time.
+  const int64_t n = S * C;
+  for (int64_t j = 0; j < nwin; ++j)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t sl = sel[j * K + k];
+      const __m512 gv = _mm512_set1_ps(g[j * K + k]);
+      float* base = x + org[j] + (sl >> 1) * ldrow + (sl & 1) * C;
+      for (int64_t r = 0; r < R; ++r) {
+        float* xr = base + r * ldrow;
+        const float* wr = w + (k * R + r) * n;
+        for (int64_t e = 0; e < n; e += 16) {
+          const __mmask16 m = lanes(n - e);
+          _mm512_mask_storeu_ps(xr + e, m,
+                                _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m, wr + e),
+                                                _mm512_maskz_loadu_ps(m, xr + e)));
+        }
+      }
+    }
+}
+
 bool sparse_compiled() {
   return true;
 }
@@ -192,6 +389,10 @@ void gather_acc(int64_t count, const float* g, const int64_t* off, const float* 
 void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float* w,
                   const int64_t* seg, int64_t nseg, int64_t n, float* x) {
   ref::scatter_axpy(count, g, off, w, seg, nseg, n, x);
+}
+void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
+                  const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x) {
+  ref::pool_scatter(nwin, K, g, sel, org, w, R, S, C, ldrow, x);
 }
 bool sparse_compiled() {
   return false;

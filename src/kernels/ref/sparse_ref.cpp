@@ -1,5 +1,5 @@
-// Scalar transpose, gathered accumulation and scattered axpy (kernels.hpp). Both are the
-// oracle and the Isa::scalar entry of the kernel table.
+// Scalar transpose, gathered accumulation, scattered axpy and pooled scatter (kernels.hpp): the
+// oracles, and the Isa::scalar entries of the kernel table but gather_acc's.
 #include <cstdint>
 
 #include "kernels/kernels.hpp"
@@ -27,6 +27,20 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
   for (int64_t i = 0; i < count; ++i)
     for (int64_t s = 0; s < nseg; ++s)
       for (int64_t c = 0; c < n; ++c) x[off[i] + seg[s] + c] += g[i] * w[s * n + c];
+}
+
+void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
+                  const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x) {
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t j = 0; j < nwin; ++j) {
+      const int64_t sl = sel[j * K + k];
+      const float gk = g[j * K + k];
+      float* base = x + org[j] + (sl >> 1) * ldrow + (sl & 1) * C;
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t e = 0; e < C; ++e)
+            base[r * ldrow + s * C + e] += gk * w[((k * R + r) * S + s) * C + e];
+    }
 }
 
 }  // namespace imgsim::kernels::ref
