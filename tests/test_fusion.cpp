@@ -199,6 +199,21 @@ TEST_CASE("Fused pairs with many channels on im2col: the channels-last backward"
   detail::set_conv_algo(detail::ConvAlgo::automatic);
 }
 
+TEST_CASE("Fused pairs with Winograd forced: the Winograd backward", "[fusion][wino]") {
+  // By default the fused backward of these pairs is the channels-last one; forced onto Winograd
+  // (F(2x2) and F(4x4), both models), the pair runs wino_backward_pool.
+  for (detail::ConvAlgo a : {detail::ConvAlgo::winograd, detail::ConvAlgo::winograd4}) {
+    detail::set_conv_algo(a);
+    for (const FuseCase& fc : kCases) {
+      if (!fc.wino) continue;
+      INFO(fc.label << (a == detail::ConvAlgo::winograd ? ", F(2x2)" : ", F(4x4)"));
+      check_against_unfused(fc, false, false);
+    }
+    check_thread_independence(kCases[7]);
+  }
+  detail::set_conv_algo(detail::ConvAlgo::automatic);
+}
+
 TEST_CASE("Fused Conv2D + MaxPool2D does not depend on the thread count", "[fusion][threads]") {
   check_thread_independence(kCases[4]);
 }

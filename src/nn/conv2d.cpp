@@ -1152,9 +1152,10 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
 // in forward() and backward_parts(): tiles shared dynamically in forward, fixed image groups with
 // their own partial dW in backward.
 //
-// A layer on the Winograd path (3x3, stride 1, C and K >= kWinoMinChannels) is fused too, by
-// wino_forward_pool / wino_backward_pool above; each call takes the path the unfused layer would
-// (winograd_tile), so a pair may run Winograd forward and this im2col code backward (any CRS).
+// A layer on the Winograd path (3x3, stride 1, C and K >= kWinoMinChannels) is fused too: forward
+// by wino_forward_pool above when the unfused layer would use Winograd (winograd_tile); backward
+// by the channels-last sparse code below (C >= kHwcMinChannels), unless Winograd is forced
+// (wino_backward_pool, for tests and comparisons).
 
 bool Conv2D::fuses_pool2x2(const MaxPool2D& pool) const {
   if (in_shape_.rank() != 3) return false;
@@ -1280,7 +1281,12 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0) return;
-  if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, n, true)) {
+  // With 16 or more input channels the sparse channels-last backward below beats Winograd's dense
+  // one (measured on the models' 32->64 and 64->128 layers, docs/benchmarks.md); Winograd when
+  // forced (tests, comparisons).
+  const bool sparse =
+      g.channels >= kHwcMinChannels && detail::conv_algo() == detail::ConvAlgo::automatic;
+  if (const int64_t tile = sparse ? 0 : winograd_tile(kernel_, opt_.stride, g, filters_, n, true)) {
     wino_backward_pool(g, filters_, tile, x, yp, dyp, argmax, dx, overwrite, weight_.data(),
                        opt_.use_bias, opt_.activation, opt_.leaky_slope, dweight_.data(),
                        opt_.use_bias ? dbias_.data() : nullptr, work_);
