@@ -83,15 +83,17 @@ void run(benchmark::State& state, k::SgemmFn fn, Shape s, int threads) {
 
 // The pooling-fused backward's patch kernels as Conv2D::backward_pool2x2 calls them for one
 // image (hwc: Fashion-MNIST's conv2, a 13x13x32 channels-last image, 64 planes of 5x5 argmaxes,
-// 3x3 patches) or one tile (rows: the seed's conv1, 6 row pairs of 222 columns transposed into
-// rows of 32 floats, 27 used; 32 planes of 6x111 argmaxes). One argmax per 2x2 window, at a
-// random place in it. The counter is 2 flops per multiply-add.
+// 3x3 patches; the seed's conv2, 111x111x32 and 54x54 argmaxes, a whole image at once) or one tile
+// (rows: the seed's conv1, 6 row pairs of 222 columns transposed into rows of 32 floats, 27 used;
+// 32 planes of 6x111 argmaxes). One argmax per 2x2 window, at a random place in it. The counter is
+// 2 flops per multiply-add.
 struct SparseCase {
   const char* name;
   int64_t k, pp, qp, q, c, wp, r, s, ldr;  // ldr > 0: rows layout
 };
 const SparseCase kSparse[] = {
     {"fmnist_conv2_hwc", 64, 5, 5, 11, 32, 13, 3, 3, 0},
+    {"seed_conv2_hwc", 64, 54, 54, 109, 32, 111, 3, 3, 0},
     {"seed_conv1_rows", 32, 6, 111, 222, 27, 0, 1, 1, 32},
 };
 
@@ -240,9 +242,11 @@ void register_all() {
         benchmark::RegisterBenchmark(name.c_str(), run_sparse, t, sc, scatter)
             ->Unit(benchmark::kMicrosecond);
       }
-    benchmark::RegisterBenchmark((pre + "pool_scatter/" + kSparse[0].name).c_str(),
-                                 run_pool_scatter, t, kSparse[0])
-        ->Unit(benchmark::kMicrosecond);
+    for (const SparseCase& sc : kSparse)
+      if (!sc.ldr)
+        benchmark::RegisterBenchmark((pre + "pool_scatter/" + sc.name).c_str(), run_pool_scatter, t,
+                                     sc)
+            ->Unit(benchmark::kMicrosecond);
     for (const TransposeCase& tc : kTranspose) {
       const std::string name = pre + "transpose/" + tc.name;
       benchmark::RegisterBenchmark(name.c_str(), run_transpose, t, tc)

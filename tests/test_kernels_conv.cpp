@@ -469,6 +469,30 @@ TEST_CASE("scatter_axpy: every ISA agrees with the reference", "[kernels][sparse
   }
 }
 
+TEST_CASE("pool_scatter_pack: blocks of 16 channels, zero past C", "[kernels][sparse]") {
+  std::mt19937 rng(15);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t c : {1, 16, 20, 32}) {
+    const int64_t K = 3, RS = 9, blocks = (c + 15) / 16;
+    std::vector<float> w(static_cast<size_t>(K * c * RS));
+    for (float& v : w) v = normal(rng);
+    std::vector<float> wb(static_cast<size_t>(pool_scatter_floats(K, c, RS)), kSentinel);
+    REQUIRE(wb.size() == static_cast<size_t>(blocks * K * RS * 16));
+    pool_scatter_pack(w.data(), K, c, RS, wb.data());
+    for (int64_t cb = 0; cb < blocks; ++cb)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          for (int64_t l = 0; l < 16; ++l) {
+            const float got = wb[static_cast<size_t>(((cb * K + k) * RS + rs) * 16 + l)];
+            const int64_t ch = 16 * cb + l;
+            if (ch < c)
+              REQUIRE(same_bits(got, w[static_cast<size_t>((k * c + ch) * RS + rs)]));
+            else
+              REQUIRE(same_bits(got, 0.0f));
+          }
+  }
+}
+
 TEST_CASE("pool_scatter: every ISA agrees with the reference", "[kernels][sparse]") {
   // A channels-last image of h x wpx pixels of C floats, rows ldrow = wpx C + 3 floats apart
   // (the 3 floats after each row are never covered and keep a sentinel), one float past
@@ -503,7 +527,8 @@ TEST_CASE("pool_scatter: every ISA agrees with the reference", "[kernels][sparse
         std::vector<int64_t> org;
         for (int64_t j = 0; j < cs.nwin; ++j) org.push_back(py(rng) * ldrow + px(rng) * cs.c);
         const auto nk = static_cast<size_t>(cs.nwin * cs.k);
-        std::vector<float> g(nk), w(static_cast<size_t>(cs.k * cs.r * cs.s * cs.c + 1));
+        std::vector<float> g(nk),
+            w(static_cast<size_t>(pool_scatter_floats(cs.k, cs.c, cs.r * cs.s) + 1));
         std::vector<uint8_t> sel(nk);
         for (float& v : g) v = normal(rng);
         for (float& v : w) v = normal(rng);
@@ -530,7 +555,8 @@ TEST_CASE("pool_scatter: every ISA agrees with the reference", "[kernels][sparse
                 for (int64_t e = 0; e < cs.c; ++e) {
                   const auto i = static_cast<size_t>(base + r * ldrow + q * cs.c + e);
                   const double p =
-                      double(g[jk]) * double(wp[((k * cs.r + r) * cs.s + q) * cs.c + e]);
+                      double(g[jk]) *
+                      double(wp[((e / 16 * cs.k + k) * cs.r * cs.s + r * cs.s + q) * 16 + e % 16]);
                   exact[i] += p;
                   mag[i] += std::fabs(p);
                   terms[i] += 1.0;

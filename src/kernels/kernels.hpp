@@ -79,12 +79,14 @@ using GatherAccFn = void (*)(int64_t count, const float* g, const int64_t* off, 
 using ScatterAxpyFn = void (*)(int64_t count, const float* g, const int64_t* off, const float* w,
                                const int64_t* seg, int64_t nseg, int64_t n, float* x);
 
-// x[org[j] + (dy + r) * ldrow + (dx + s) * C + e] += g[j * K + k] * w[((k * R + r) * S + s) * C +
-// e] for j < nwin, k < K, r < R, s < S, e < C, with (dy, dx) = (sel[j * K + k] >> 1, sel[j * K + k]
+// x[org[j] + (dy + r) * ldrow + (dx + s) * C + e] += g[j * K + k] * w(k, r, s, e)
+// for j < nwin, k < K, r < R, s < S, e < C, with (dy, dx) = (sel[j * K + k] >> 1, sel[j * K + k]
 // & 1) and sel < 4: the data gradient of a stride-1 R x S convolution followed by 2x2 / stride 2
 // max pooling, on a channels-last image x (pixels C floats apart, rows ldrow floats apart). Window
 // j covers the conv outputs whose patches start at org[j] and one pixel right and / or down of it;
-// sel says at which of the four filter k's argmax lies, g is dz there. The same sums as
+// sel says at which of the four filter k's argmax lies, g is dz there. The filters come in blocks
+// of 16 channels (pool_scatter_pack): w(k, r, s, e) = w[((e / 16 * K + k) * R * S + r * S + s) *
+// 16 + e % 16], so that a block of filters' 16 channels is contiguous. The same sums as
 // scatter_axpy with one position per (j, k), grouped by window so that a fast version can add up
 // a window's filters in registers and store its (R + 1) x (S + 1) pixels once per group of
 // filters. Oracle and Isa::scalar entry: ref::pool_scatter (k, then j, in order).
@@ -133,6 +135,14 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
 void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
                   const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x);
 }  // namespace ref
+
+// pool_scatter's filter layout from a convolution's (K, C, R, S) weights: wb[((cb * K + k) * R * S
+// + rs) * 16 + l] = w[(k * C + 16 cb + l) * R * S + rs], 0 past C; pool_scatter_floats(K, C, R * S)
+// floats.
+inline int64_t pool_scatter_floats(int64_t K, int64_t C, int64_t RS) {
+  return (C + 15) / 16 * K * RS * 16;
+}
+void pool_scatter_pack(const float* w, int64_t K, int64_t C, int64_t RS, float* wb);
 
 // Blocked GEMMs and batch im2col / col2im tiles, one namespace per instruction set
 // (portable/, avx2/, avx512/: sgemm_*.cpp and conv_*.cpp).

@@ -257,6 +257,9 @@ constexpr int64_t kSmallCrs = 32;
 // The pooling-fused backward works channels-last from this many input channels on (a patch is
 // R x S runs of C floats), on transposed im2col columns below it (docs/layers-conv-pool.md).
 constexpr int64_t kHwcMinChannels = 16;
+// The channels-last backward works on bands of the image whose input rows (and dx rows) are about
+// this many floats (128 KiB), a part of L2 (docs/benchmarks.md).
+constexpr int64_t kBandFloats = 32 * 1024;
 // Below this many flops per worker, fewer workers (waking one costs tens of microseconds).
 constexpr double kMinWorkerFlops = 4.0e6;
 
@@ -307,6 +310,22 @@ void add_group_parts(const float* parts, const Plan& pl, float* dw, float* db) {
     if (db)
       for (int64_t kk = 0; kk < pl.k; ++kk) db[kk] += pgi[nw + kk];
   }
+}
+
+// off[t] = table[idx[t]] for t < n. (Separate, with restrict, so that the compiler need not
+// reload the pointers after every store.)
+void lookup(const int32_t* __restrict idx, const int64_t* __restrict table, int64_t n,
+            int64_t* __restrict off) {
+  for (int64_t t = 0; t < n; ++t) off[t] = table[idx[t]];
+}
+
+// sel[t * K + k] = place[arg[k * plane + t]]: the argmaxes' places in their windows, (window,
+// filter) order, from (filter, window) ones.
+void places_by_window(const int32_t* __restrict arg, const int64_t* __restrict place, int64_t K,
+                      int64_t plane, uint8_t* __restrict sel) {
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t t = 0; t < plane; ++t)
+      sel[t * K + k] = static_cast<uint8_t>(place[arg[k * plane + t]]);
 }
 
 // Workers worth waking for `tasks` tasks of `flops` in total.
@@ -1322,10 +1341,12 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
     const int64_t kp = round_up(K * plane, 16);
     const int64_t wbuf = img * (dx ? 2 : 1) + (dx ? round_up(C * HW, 16) : 0) + round_up(krsc, 16) +
                          kp + (by_window ? kp + kp / 4 : 0);
-    work_.resize(Shape{round_up(krsc, 16) + workers * wbuf + pl.groups * pl.part});
+    // Shared: W as (K, R, S, C) for scatter_axpy, or in pool_scatter's blocks of 16 channels.
+    const int64_t wlen = round_up(by_window ? kernels::pool_scatter_floats(K, C, RS) : krsc, 16);
+    work_.resize(Shape{wlen + workers * wbuf + pl.groups * pl.part});
     offsets_.resize(static_cast<std::size_t>(g.kernel_h + 2 * PQ + plane + workers * plane));
-    float* wr = work_.data();  // W as (K, R, S, C)
-    float* parts = wr + round_up(krsc, 16) + workers * wbuf;
+    float* wr = work_.data();
+    float* parts = wr + wlen + workers * wbuf;
     // A patch row (S pixels of C channels) is one run: R runs of S C floats, Wp C apart.
     int64_t* rows = offsets_.data();
     for (int64_t r = 0; r < g.kernel_h; ++r) rows[r] = r * Wp * C;
@@ -1342,12 +1363,18 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
       }
     for (int64_t i = 0; i < pq0.pp; ++i)
       for (int64_t j = 0; j < pq0.qp; ++j) org[i * pq0.qp + j] = patch[2 * i * Q + 2 * j];
-    for (int64_t kk = 0; kk < K; ++kk)  // (C, R S) -> (R S, C) per filter
-      kt.transpose(w + kk * C * RS, RS, C, RS, wr + kk * RS * C, C);
+    if (by_window)
+      kernels::pool_scatter_pack(w, K, C, RS, wr);
+    else
+      for (int64_t kk = 0; kk < K; ++kk)  // (C, R S) -> (R S, C) per filter
+        kt.transpose(w + kk * C * RS, RS, C, RS, wr + kk * RS * C, C);
     // Without padding the HWC image is the (C, H W) matrix transposed.
     const bool unpadded = Hp == H && Wp == W;
+    // Pooled rows per band: their input rows about kBandFloats.
+    const int64_t band =
+        std::max<int64_t>(1, kBandFloats / (2 * g.stride_h * Wp * C * (dx ? 2 : 1)));
     kernels::parallel_for(workers, [&](int64_t wk) {
-      float* xh = wr + round_up(krsc, 16) + wk * wbuf;           // x of one image, HWC, padded
+      float* xh = wr + wlen + wk * wbuf;                         // x of one image, HWC, padded
       float* dxh = xh + img;                                     // with dx: its gradient, likewise
       float* dxs = dxh + img;                                    // with dx: that gradient in CHW
       float* accr = dx ? dxs + round_up(C * HW, 16) : xh + img;  // dW of the group, (K, R, S, C)
@@ -1375,22 +1402,31 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
           const int32_t* a = argmax + at0;
           detail::activation_backward(opt_.activation, opt_.leaky_slope, yp.data() + at0,
                                       dyp.data() + at0, gk, K * plane);
-          for (int64_t kk = 0; kk < K; ++kk) {
-            const float* gr = gk + kk * plane;
-            const int32_t* ak = a + kk * plane;
-            if (opt_.use_bias) dbg[kk] += static_cast<float>(sum_row(gr, plane));
-            for (int64_t t = 0; t < plane; ++t) off[t] = patch[ak[t]];
-            kt.gather_acc(plane, gr, off, xh, rows, g.kernel_h, g.kernel_w * C, accr + kk * RS * C);
-            if (dx && !by_window)
-              kt.scatter_axpy(plane, gr, off, wr + kk * RS * C, rows, g.kernel_h, g.kernel_w * C,
-                              dxh);
-          }
+          if (opt_.use_bias)
+            for (int64_t kk = 0; kk < K; ++kk)
+              dbg[kk] += static_cast<float>(sum_row(gk + kk * plane, plane));
           if (by_window) {
             kt.transpose(gk, plane, K, plane, gw, K);
-            for (int64_t kk = 0; kk < K; ++kk)
-              for (int64_t t = 0; t < plane; ++t)
-                sel[t * K + kk] = static_cast<uint8_t>(place[a[kk * plane + t]]);
-            kt.pool_scatter(plane, K, gw, sel, org, wr, g.kernel_h, g.kernel_w, C, Wp * C, dxh);
+            places_by_window(a, place, K, plane, sel);
+          }
+          // A band of pooled rows at a time, every filter over it, so that the band's input (and
+          // dx) rows stay in L2 while the filters go by: a large image (the seed's 111 x 111 x 32
+          // is 1.6 MB) would otherwise be read from L3 once per filter.
+          for (int64_t i0 = 0; i0 < pq0.pp; i0 += band) {
+            const int64_t t0 = i0 * pq0.qp, t1 = std::min(pq0.pp, i0 + band) * pq0.qp;
+            for (int64_t kk = 0; kk < K; ++kk) {
+              const float* gr = gk + kk * plane + t0;
+              const int32_t* ak = a + kk * plane + t0;
+              lookup(ak, patch, t1 - t0, off);
+              kt.gather_acc(t1 - t0, gr, off, xh, rows, g.kernel_h, g.kernel_w * C,
+                            accr + kk * RS * C);
+              if (dx && !by_window)
+                kt.scatter_axpy(t1 - t0, gr, off, wr + kk * RS * C, rows, g.kernel_h,
+                                g.kernel_w * C, dxh);
+            }
+            if (by_window)
+              kt.pool_scatter(t1 - t0, K, gw + t0 * K, sel + t0 * K, org + t0, wr, g.kernel_h,
+                              g.kernel_w, C, Wp * C, dxh);
           }
           if (dx) {
             float* dxn = dx->data() + im * C * HW;

@@ -157,10 +157,10 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
 void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
                   const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x) {
   // As scatter_axpy, filter by filter (the reference's order), up to 64 windows at a time with
-  // their patch offsets and g first gathered: 8 floats of a patch row of w in a register, every
-  // window in order; the row's last (S C) % 8 floats one at a time. (Summing a window's filters
-  // in registers, as AVX-512 does, would need 16 accumulators: all of AVX2's registers.)
-  const int64_t n = S * C, full = n / 8 * 8;
+  // their patch offsets and g first gathered: 8 channels of a filter tap in a register, every
+  // window in order; a block's last C % 8 channels one at a time. (Summing a window's filters in
+  // registers, as AVX-512 does, would need 16 accumulators: all of AVX2's registers.)
+  const int64_t RS = R * S;
   int64_t off[64];
   float gk[64];
   for (int64_t k = 0; k < K; ++k)
@@ -171,19 +171,23 @@ void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, c
         off[j] = org[j0 + j] + (sl >> 1) * ldrow + (sl & 1) * C;
         gk[j] = g[(j0 + j) * K + k];
       }
-      for (int64_t r = 0; r < R; ++r) {
-        const float* wr = w + (k * R + r) * n;
-        float* xr = x + r * ldrow;
-        for (int64_t e = 0; e < full; e += 8) {
-          const __m256 wv = _mm256_loadu_ps(wr + e);
-          for (int64_t j = 0; j < nj; ++j) {
-            float* p = xr + off[j] + e;
-            _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_set1_ps(gk[j]), wv, _mm256_loadu_ps(p)));
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s) {
+          float* xp = x + r * ldrow + s * C;
+          for (int64_t e = 0; e < C; e += 8) {
+            const float* wv = w + ((e / 16 * K + k) * RS + r * S + s) * 16 + e % 16;
+            if (C - e >= 8) {
+              const __m256 wr = _mm256_loadu_ps(wv);
+              for (int64_t j = 0; j < nj; ++j) {
+                float* p = xp + off[j] + e;
+                _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_set1_ps(gk[j]), wr, _mm256_loadu_ps(p)));
+              }
+            } else {
+              for (int64_t j = 0; j < nj; ++j)
+                for (int64_t l = 0; l < C - e; ++l) xp[off[j] + e + l] += gk[j] * wv[l];
+            }
           }
         }
-        for (int64_t e = full; e < n; ++e)
-          for (int64_t j = 0; j < nj; ++j) xr[off[j] + e] += gk[j] * wr[e];
-      }
     }
 }
 

@@ -16,7 +16,7 @@
 // scatter_axpy: runs of a multiple of 16 floats, at most 3 x 128: all of w in registers and every
 // position in order (scatter_runs); otherwise per run, 32 floats of w in registers.
 //
-// pool_scatter, 3x3 filters and a multiple of 16 channels: 16 channels, then 16 filters at a time,
+// pool_scatter, 3x3 filters and a multiple of 16 channels: 16 channels, then 32 filters at a time,
 // then the windows in order; a window's 4 x 4 pixels are summed in 16 registers over its filters
 // (grouped by the argmax's place, each filter's 9 products added to the 9 pixels under it) and
 // added to x once. That is 16 stores per window and group instead of 9 per filter: the scatter is
@@ -184,21 +184,22 @@ constexpr std::array<GatherRunsFn, sizeof...(I)> scatter_runs_table(
 }
 constexpr auto kScatterRuns = scatter_runs_table(std::make_integer_sequence<int, 24>{});
 
-// pool_scatter for a 3x3 filter, 16 channels from c0 on, filters [kb, kb + 16): the window's
-// 4 x 4 pixels in a[16]; filter k (bit k - kb of m) with its argmax DY rows down and DX columns
-// right adds g w[k] to the 3 x 3 of them there, the filters of each of the four places in order.
+// pool_scatter for a 3x3 filter, one block of 16 channels, filters [kb, kb + 32): the window's
+// 4 x 4 pixels in a[16]; filter kb + t (bit t of m, its 9 x 16 weights at wk0 + 144 t) with its
+// argmax DY rows down and DX columns right adds g w to the 3 x 3 of them there, the filters of
+// each of the four places in order.
 template <int DY, int DX>
 __attribute__((always_inline)) inline void pool_fma(uint32_t m, const float* gj, const float* wk0,
-                                                    int64_t C, __m512 (&a)[16]) {
+                                                    __m512 (&a)[16]) {
   while (m) {
     const int t = __builtin_ctz(m);
     m &= m - 1;
     const __m512 gv = _mm512_set1_ps(gj[t]);
-    const float* wk = wk0 + t * 9 * C;
+    const float* wk = wk0 + t * 144;
     for (int r = 0; r < 3; ++r)
       for (int s = 0; s < 3; ++s)
         a[(DY + r) * 4 + DX + s] =
-            _mm512_fmadd_ps(gv, _mm512_loadu_ps(wk + (r * 3 + s) * C), a[(DY + r) * 4 + DX + s]);
+            _mm512_fmadd_ps(gv, _mm512_loadu_ps(wk + (r * 3 + s) * 16), a[(DY + r) * 4 + DX + s]);
   }
 }
 
@@ -317,32 +318,32 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
 void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
                   const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x) {
   if (R == 3 && S == 3 && C % 16 == 0) {
-    // 16 channels at a time, then 16 filters at a time (their 16 x 9 x 16 floats of w stay in L1
-    // while every window is visited), then the windows in order: the window's 4 x 4 pixels are
-    // summed in registers and added to x once per group of 16 filters, rather than each filter's
-    // 3 x 3 patch read and written back (the store rate bounds that).
-    for (int64_t c0 = 0; c0 < C; c0 += 16) {
-      for (int64_t kb = 0; kb < K; kb += 16) {
-        const __mmask16 mk = lanes(K - kb);
+    // A block of 16 channels, then 32 filters at a time (their 32 x 9 x 16 weights, contiguous,
+    // stay in L1 while every window is visited), then the windows in order: the window's 4 x 4
+    // pixels are summed in registers and added to x once per group of filters, rather than each
+    // filter's 3 x 3 patch read and written back (the store rate bounds that).
+    for (int64_t cb = 0; cb < C / 16; ++cb) {
+      for (int64_t kb = 0; kb < K; kb += 32) {
+        const __mmask16 mlo = lanes(K - kb), mhi = lanes(K - kb - 16 > 0 ? K - kb - 16 : 0);
+        const float* wk0 = w + (cb * K + kb) * 144;
         for (int64_t j = 0; j < nwin; ++j) {
-          const __m512i sv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, sel + j * K + kb));
-          const auto m0 =
-              static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mk, sv, _mm512_setzero_si512()));
-          const auto m1 =
-              static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mk, sv, _mm512_set1_epi32(1)));
-          const auto m2 =
-              static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mk, sv, _mm512_set1_epi32(2)));
-          const auto m3 =
-              static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mk, sv, _mm512_set1_epi32(3)));
+          const uint8_t* sj = sel + j * K + kb;
+          const __m512i lo = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mlo, sj));
+          const __m512i hi = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mhi, sj + 16));
+          uint32_t m[4];
+          for (int p = 0; p < 4; ++p) {
+            const __m512i pv = _mm512_set1_epi32(p);
+            m[p] = static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mlo, lo, pv)) |
+                   static_cast<uint32_t>(_mm512_mask_cmpeq_epi32_mask(mhi, hi, pv)) << 16;
+          }
           __m512 a[16];
           for (int i = 0; i < 16; ++i) a[i] = _mm512_setzero_ps();
           const float* gj = g + j * K + kb;
-          const float* wk0 = w + kb * 9 * C + c0;
-          pool_fma<0, 0>(m0, gj, wk0, C, a);
-          pool_fma<0, 1>(m1, gj, wk0, C, a);
-          pool_fma<1, 0>(m2, gj, wk0, C, a);
-          pool_fma<1, 1>(m3, gj, wk0, C, a);
-          float* xo = x + org[j] + c0;
+          pool_fma<0, 0>(m[0], gj, wk0, a);
+          pool_fma<0, 1>(m[1], gj, wk0, a);
+          pool_fma<1, 0>(m[2], gj, wk0, a);
+          pool_fma<1, 1>(m[3], gj, wk0, a);
+          float* xo = x + org[j] + 16 * cb;
           for (int r = 0; r < 4; ++r)
             for (int s = 0; s < 4; ++s) {
               float* p = xo + r * ldrow + s * C;
@@ -353,23 +354,22 @@ void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, c
     }
     return;
   }
-  // Otherwise every (window, filter) in order, a patch row (S C floats) 16 at a time.
-  const int64_t n = S * C;
+  // Otherwise every (window, filter) in order, a pixel's channels 16 at a time.
+  const int64_t RS = R * S;
   for (int64_t j = 0; j < nwin; ++j)
     for (int64_t k = 0; k < K; ++k) {
       const int64_t sl = sel[j * K + k];
       const __m512 gv = _mm512_set1_ps(g[j * K + k]);
       float* base = x + org[j] + (sl >> 1) * ldrow + (sl & 1) * C;
-      for (int64_t r = 0; r < R; ++r) {
-        float* xr = base + r * ldrow;
-        const float* wr = w + (k * R + r) * n;
-        for (int64_t e = 0; e < n; e += 16) {
-          const __mmask16 m = lanes(n - e);
-          _mm512_mask_storeu_ps(xr + e, m,
-                                _mm512_fmadd_ps(gv, _mm512_maskz_loadu_ps(m, wr + e),
-                                                _mm512_maskz_loadu_ps(m, xr + e)));
-        }
-      }
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t s = 0; s < S; ++s)
+          for (int64_t e = 0; e < C; e += 16) {
+            const __mmask16 m = lanes(C - e);
+            const float* wv = w + ((e / 16 * K + k) * RS + r * S + s) * 16;
+            float* p = base + r * ldrow + s * C + e;
+            _mm512_mask_storeu_ps(
+                p, m, _mm512_fmadd_ps(gv, _mm512_loadu_ps(wv), _mm512_maskz_loadu_ps(m, p)));
+          }
     }
 }
 

@@ -39,8 +39,23 @@ void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, c
       for (int64_t r = 0; r < R; ++r)
         for (int64_t s = 0; s < S; ++s)
           for (int64_t e = 0; e < C; ++e)
-            base[r * ldrow + s * C + e] += gk * w[((k * R + r) * S + s) * C + e];
+            base[r * ldrow + s * C + e] +=
+                gk * w[((e / 16 * K + k) * R * S + r * S + s) * 16 + e % 16];
     }
 }
 
 }  // namespace imgsim::kernels::ref
+
+namespace imgsim::kernels {
+
+void pool_scatter_pack(const float* w, int64_t K, int64_t C, int64_t RS, float* wb) {
+  for (int64_t cb = 0; cb < (C + 15) / 16; ++cb)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t rs = 0; rs < RS; ++rs)
+        for (int64_t l = 0; l < 16; ++l) {
+          const int64_t c = 16 * cb + l;
+          wb[((cb * K + k) * RS + rs) * 16 + l] = c < C ? w[(k * C + c) * RS + rs] : 0.0f;
+        }
+}
+
+}  // namespace imgsim::kernels
