@@ -91,6 +91,30 @@ def models(a):
     print("\n".join(rows_out))
 
 
+def epochs(a):
+    # One Fashion-MNIST training epoch (60000 images, batch 64) in each: the example program
+    # (it prints "seconds per epoch", the training loop only) and torch_bench.py epoch.
+    example = os.path.join(a.build_dir, "examples", "fashion_mnist")
+    torch_py = os.path.join(HERE, "torch_bench.py")
+    print("\n## Fashion-MNIST epoch (s, the training loop; ratio = torch / imgsim)\n")
+    rows_out = ["| threads | imgsim s/epoch | torch s/epoch | ratio |", "|---|---|---|---|"]
+    for threads in a.threads:
+        mine, theirs = [], []
+        for _ in range(a.rounds):
+            cmd = [example, "--epochs", "1", "--threads", str(threads)]
+            print("$ " + " ".join(cmd), file=sys.stderr, flush=True)
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            secs = [float(l.split(":")[1]) for l in out.splitlines()
+                    if l.startswith("seconds per epoch:")]
+            mine.append(secs[-1])
+            cmd = ["/usr/bin/python3", torch_py, "epoch", "--threads", str(threads)]
+            theirs.append(run_json(cmd, env=torch_env(threads))["seconds_per_epoch"])
+        m, t = statistics.median(mine), statistics.median(theirs)
+        rows_out.append(f"| {threads} | {m:.2f} | {t:.2f} | {t / m:.2f} |")
+        print(rows_out[-1], file=sys.stderr, flush=True)
+    print("\n".join(rows_out))
+
+
 def layers(a):
     bench = os.path.join(a.build_dir, "bench", "bench_layers")
     torch_py = os.path.join(HERE, "torch_bench.py")
@@ -138,6 +162,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=0)
     ap.add_argument("--layers", action="store_true", help="also compare the layers")
     ap.add_argument("--no-models", action="store_true")
+    ap.add_argument("--epoch", action="store_true",
+                    help="also compare a Fashion-MNIST training epoch (needs examples/fashion_mnist)")
     ap.add_argument("--isa", default="avx512")
     ap.add_argument("--min-time", default="0.5")
     ap.add_argument("--peak", type=float, default=117.0, help="FMA peak GFLOP/s per core")
@@ -149,6 +175,8 @@ def main():
         print(f"load average at start: {f.read().split()[:3]}", file=sys.stderr)
     if not a.no_models:
         models(a)
+    if a.epoch:
+        epochs(a)
     if a.layers:
         layers(a)
     with open("/proc/loadavg") as f:

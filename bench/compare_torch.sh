@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs the seed and Fashion-MNIST models (and with --layers, the layers) in imgsim and in
-# PyTorch 1.13 (Debian python3-torch), same threads and batch, in one go, and prints ratios
-# (docs/benchmarks.md).
+# Runs the seed and Fashion-MNIST models (with --layers, the layers; with --epoch, a Fashion-MNIST
+# training epoch) in imgsim and in PyTorch 1.13 (Debian python3-torch), same threads and batch,
+# in one go, and prints ratios (docs/benchmarks.md).
 #
 #   bench/compare_torch.sh [--build-dir DIR] [--threads 1 2] [--models seed fmnist] [--layers]
-#                          [--rounds 2] [--channels-last] ...   (see bench/compare_torch.py)
+#                          [--epoch] [--rounds 2] [--channels-last] ...   (see bench/compare_torch.py)
 #
 # PyTorch is made fast and fair as measured on this machine: the system /usr/bin/python3; the
 # pthread build of OpenBLAS (apt-get install libopenblas0-pthread; scripts/install-deps.sh bench)

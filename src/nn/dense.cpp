@@ -78,7 +78,7 @@ namespace {
 // Units per part (parts run in parallel, or one after the other on one thread: a part's rows of
 // W are then read from memory once and reused, from cache, by every row of x), and the work
 // (multiply-adds) below which it stays on one thread.
-constexpr int64_t kRowsUnitsPerPart = 12;  // whole column blocks (3 or 4) of gemm_nt_small
+constexpr int64_t kRowsUnitsPerPart = 24;  // whole column blocks (3 or 4) of gemm_nt_small
 constexpr int64_t kRowsParallelMin = int64_t{1} << 18;
 
 }  // namespace
