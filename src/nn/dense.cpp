@@ -73,10 +73,10 @@ namespace {
 // order, and with it above batch 3 the outputs differed in the last bits). At small batches it is
 // also the fast way: the blocked GEMM would first pack W, i.e. read and write all of it, which
 // at batch 1 cost 3x the product (the seed model's 86528 x 128 weights, 44 MB: 4.7 ms against
-// a 1.1 ms read). At batch 32 it is slower (the seed model's Dense forward 12.5-13.8 ms against
-// 10.9-11.2 on one thread: W is read from memory once per 4 rows of x), 0.3 % of a training step.
-// Units per part (parts run in parallel, or one after the other on one thread: a part's rows of
-// W are then read from memory once and reused, from cache, by every row of x), and the work
+// a 1.1 ms read). At batch 32 its long reductions go by chunks (gemm_nt_small), so that a part's
+// rows of W and the rows of x come from memory once per part: the seed model's Dense forward takes
+// 11.1 ms on one thread (14.5 ms when each block of 4 x 4 results streamed its own rows).
+// Units per part (parts run in parallel, or one after the other on one thread), and the work
 // (multiply-adds) below which it stays on one thread.
 constexpr int64_t kRowsUnitsPerPart = 24;  // whole column blocks (3 or 4) of gemm_nt_small
 constexpr int64_t kRowsParallelMin = int64_t{1} << 18;
