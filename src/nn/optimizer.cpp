@@ -52,11 +52,13 @@ double grad_sq_norm(const std::vector<Param>& params) {
 
 // Runs fn(begin, end) over [0, n): element-wise updates of large tensors are split over the
 // thread pool (each element is computed the same way by any thread, so the result does not
-// depend on the thread count); small ones run inline.
+// depend on the thread count); small ones run inline. (From 2 chunks of 32768 on: the
+// Fashion-MNIST model's 204800 dense weights, whose Adam step had stayed on one thread, took
+// 3 % of a 2-thread training step.)
 template <class F>
 void for_elements(int64_t n, F&& fn) {
-  constexpr int64_t kChunk = int64_t{1} << 16;
-  if (n < 4 * kChunk || num_threads() == 1) {
+  constexpr int64_t kChunk = int64_t{1} << 15;
+  if (n < 2 * kChunk || num_threads() == 1) {
     fn(int64_t{0}, n);
     return;
   }
