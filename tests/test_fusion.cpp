@@ -57,6 +57,12 @@ const FuseCase kCases[] = {
      3, false, true},
     {"wino 32ch 15x15 valid linear, backward by im2col", 32, 15, 15, 32, 3, 3, 1, Padding::valid, 0,
      Activation::linear, true, 4, true, true},
+    // More valid 3x3 stride-1 pairs with at most 3 channels (the direct forward, conv3x3_pool, on
+    // AVX-512): leaky ReLU without bias and 35 filters (a tail of 3), linear with 1 channel.
+    {"2ch 10x37 valid leaky, no bias, 35 filters", 2, 10, 37, 35, 3, 3, 1, Padding::valid, 0,
+     Activation::leaky_relu, false, 3, false},
+    {"1ch 12x12 valid linear", 1, 12, 12, 6, 3, 3, 1, Padding::valid, 0, Activation::linear, true,
+     2, true},
 };
 
 Sequential make_model(const FuseCase& fc) {

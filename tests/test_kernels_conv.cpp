@@ -469,6 +469,85 @@ TEST_CASE("scatter_axpy: every ISA agrees with the reference", "[kernels][sparse
   }
 }
 
+TEST_CASE("conv3x3_pool: the fast versions equal the reference bit for bit", "[kernels][pool]") {
+  // The reference sums with std::fma in the same order (c, r, s from 0), so values and argmaxes
+  // agree exactly. Channels 1 to 3, odd and even widths (a tail of pooled columns past 16 and a
+  // dropped last conv column), a dropped last conv row, filter tails (K = 1, 3, 5), every pooling
+  // activation, with and without bias, a range of pooled rows inside the image, values with
+  // ties (small integers: equal window values, the first wins).
+  std::mt19937 rng(16);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> small(-2, 2);
+  struct Case {
+    int64_t c, h, w, k, i0, i1;
+    int act;
+    bool bias, ties;
+  };
+  const Case cases[] = {
+      {3, 9, 11, 5, 0, 3, 1, true, false},  {1, 28, 28, 32, 0, 13, 1, true, false},
+      {2, 8, 40, 3, 1, 3, 2, false, false}, {3, 7, 37, 1, 0, 2, 0, true, false},
+      {1, 6, 5, 4, 0, 2, 1, true, true},    {3, 10, 35, 6, 2, 4, 2, true, true}};
+  int fast = 0;
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    if (!t.conv3x3_pool) continue;
+    ++fast;
+    for (const Case& cs : cases) {
+      DYNAMIC_SECTION(to_string(isa) << " C=" << cs.c << " " << cs.h << "x" << cs.w << " K=" << cs.k
+                                     << " rows " << cs.i0 << ".." << cs.i1 << " act " << cs.act
+                                     << (cs.bias ? " bias" : "") << (cs.ties ? " ties" : "")) {
+        auto draw = [&] { return cs.ties ? static_cast<float>(small(rng)) : normal(rng); };
+        std::vector<float> x(static_cast<size_t>(cs.c * cs.h * cs.w)),
+            w(static_cast<size_t>(cs.k * cs.c * 9)), b(static_cast<size_t>(cs.k));
+        for (float& v : x) v = draw();
+        for (float& v : w) v = draw();
+        for (float& v : b) v = draw();
+        const int64_t qp = (cs.w - 2) / 2, pp = (cs.h - 2) / 2, ldy = pp * qp + 3;
+        const auto size = static_cast<size_t>(cs.k * ldy);
+        std::vector<float> want(size, kSentinel), got(size, kSentinel);
+        std::vector<int32_t> awant(size, -7), agot(size, -7);
+        std::vector<float> scratch(static_cast<size_t>(conv3x3_pool_scratch(cs.c, cs.w)));
+        const float* bp = cs.bias ? b.data() : nullptr;
+        ref::conv3x3_pool(x.data(), cs.c, cs.h, cs.w, w.data(), bp, cs.act, 0.1f, cs.k, cs.i0,
+                          cs.i1, want.data(), awant.data(), ldy, scratch.data());
+        t.conv3x3_pool(x.data(), cs.c, cs.h, cs.w, w.data(), bp, cs.act, 0.1f, cs.k, cs.i0, cs.i1,
+                       got.data(), agot.data(), ldy, scratch.data());
+        for (std::size_t e = 0; e < size; ++e) {
+          REQUIRE(same_bits(got[e], want[e]));
+          REQUIRE(agot[e] == awant[e]);
+        }
+        // Only the asked rows of each plane are written.
+        int64_t written = 0;
+        for (std::size_t e = 0; e < size; ++e) written += !same_bits(want[e], kSentinel);
+        REQUIRE(written == cs.k * (cs.i1 - cs.i0) * qp);
+        // The reference is the formula: one value checked in double.
+        const int64_t kk = cs.k - 1, i = cs.i1 - 1, j = qp - 1, Q = cs.w - 2;
+        double best = 0;
+        int64_t at = -1;
+        for (int d = 0; d < 4; ++d) {
+          const int64_t p = 2 * i + d / 2, q = 2 * j + d % 2;
+          double z = cs.bias ? b[static_cast<size_t>(kk)] : 0.0;
+          for (int64_t c = 0; c < cs.c; ++c)
+            for (int64_t r = 0; r < 3; ++r)
+              for (int64_t s2 = 0; s2 < 3; ++s2)
+                z += double(w[static_cast<size_t>(((kk * cs.c + c) * 3 + r) * 3 + s2)]) *
+                     x[static_cast<size_t>((c * cs.h + p + r) * cs.w + q + s2)];
+          const double v = cs.act == 1 ? (z > 0 ? z : 0) : cs.act == 2 ? (z > 0 ? z : 0.1 * z) : z;
+          if (at < 0 || v > best + 1e-4) {
+            best = v;
+            at = p * Q + q;
+          }
+        }
+        const auto e = static_cast<size_t>(kk * ldy + i * qp + j);
+        CHECK(std::fabs(double(want[e]) - best) <= 1e-4 * (1 + std::fabs(best)));
+        if (cs.ties) CHECK(awant[e] == at);
+      }
+    }
+  }
+  // This machine has AVX-512: the fast version ran.
+  if (detected_isa() == Isa::avx512) CHECK(fast == 1);
+}
+
 TEST_CASE("pool_scatter_pack: blocks of 16 channels, zero past C", "[kernels][sparse]") {
   std::mt19937 rng(15);
   std::normal_distribution<float> normal(0.0f, 1.0f);

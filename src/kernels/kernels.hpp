@@ -94,6 +94,23 @@ using PoolScatterFn = void (*)(int64_t nwin, int64_t K, const float* g, const ui
                                const int64_t* org, const float* w, int64_t R, int64_t S, int64_t C,
                                int64_t ldrow, float* x);
 
+// A first layer's 3x3 stride-1 convolution without padding fused with 2x2 / stride 2 max
+// pooling, directly from the image (no im2col): for one image x (C planes of H x W) and pooled
+// rows [i0, i1) of every filter k < K, with Q = W - 2 conv columns and qp = Q / 2 pooled ones,
+//   z(k, p, q) = sum over c, r, s (in that order) of w[((k C + c) 3 + r) 3 + s] x[c][p + r][q + s]
+// and y[k ldy + i qp + j], arg[.] = maxpool2x2 of act(z + bias[k]) over the window's four conv
+// outputs (rows 2i, 2i + 1, columns 2j, 2j + 1; act and the argmax rule as maxpool2x2), the
+// argmax as the conv plane index p Q + q. scratch: conv3x3_pool_scratch(C, W) floats. The sums
+// are those of the im2col GEMM (one product per c, r, s, in order, from 0), so the pair's output
+// equals the unfused layers' bit for bit where the GEMM sums that way. Oracle: ref::conv3x3_pool;
+// null in the ISAs that have no fast version (the layer then uses im2col).
+using ConvPool3x3Fn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
+                               const float* bias, int act, float slope, int64_t K, int64_t i0,
+                               int64_t i1, float* y, int32_t* arg, int64_t ldy, float* scratch);
+inline int64_t conv3x3_pool_scratch(int64_t C, int64_t W) {
+  return C * 8 * ((W / 2 + 15) / 16 * 16 + 32);
+}
+
 struct KernelTable {
   Isa isa;
   SgemmFn sgemm;
@@ -111,6 +128,7 @@ struct KernelTable {
   GatherAccFn gather_acc;
   ScatterAxpyFn scatter_axpy;
   PoolScatterFn pool_scatter;
+  ConvPool3x3Fn conv3x3_pool;  // null: no fast version (see above)
 };
 
 // The table for active_isa(); follows set_max_isa() (tables are static, one per ISA).
@@ -134,6 +152,9 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
                   const int64_t* seg, int64_t nseg, int64_t n, float* x);
 void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
                   const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x);
+void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
+                  const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
+                  float* y, int32_t* arg, int64_t ldy, float* scratch);
 }  // namespace ref
 
 // pool_scatter's filter layout from a convolution's (K, C, R, S) weights: wb[((cb * K + k) * R * S
@@ -173,6 +194,9 @@ namespace avx2 {
 }  // namespace avx2
 namespace avx512 {
 #include "kernels/isa_kernels.inc"
+void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
+                  const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
+                  float* y, int32_t* arg, int64_t ldy, float* scratch);
 }  // namespace avx512
 
 // Convenience wrapper over table().sgemm.

@@ -260,6 +260,8 @@ constexpr int64_t kHwcMinChannels = 16;
 // The channels-last backward works on bands of the image whose input rows (and dx rows) are about
 // this many floats (128 KiB), a part of L2 (docs/benchmarks.md).
 constexpr int64_t kBandFloats = 32 * 1024;
+// The direct first-layer forward (kernel conv3x3_pool) shares out this many pooled rows at a time.
+constexpr int64_t kDirectRows = 8;
 // Below this many flops per worker, fewer workers (waking one costs tens of microseconds).
 constexpr double kMinWorkerFlops = 4.0e6;
 
@@ -1259,6 +1261,36 @@ void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase
                       argmax, work_);
     return;
   }
+  const kernels::KernelTable& kt = kernels::table();
+  const float* w = weight_.data();
+  const float* b = opt_.use_bias ? bias_.data() : nullptr;
+  const bool pool_act = opt_.activation == Activation::linear ||
+                        opt_.activation == Activation::relu ||
+                        opt_.activation == Activation::leaky_relu;
+  if (kt.conv3x3_pool && pool_act && kernel_.h == 3 && kernel_.w == 3 && opt_.stride.h == 1 &&
+      opt_.stride.w == 1 && pt_ == 0 && pl_ == 0 && g.channels * 9 <= kSmallCrs &&
+      detail::conv_algo() == detail::ConvAlgo::automatic) {
+    // A first layer straight from the image (kernel conv3x3_pool): no im2col, and the conv output
+    // never leaves the registers. Tasks of kDirectRows pooled rows of one image.
+    const int64_t C = g.channels, H = g.height, W = g.width, K = filters_;
+    const int64_t pp = g.out_h / 2, plane = pp * (g.out_w / 2);
+    const int64_t per_img = ceil_div(pp, kDirectRows), tasks = n * per_img;
+    const int64_t scratch = round_up(kernels::conv3x3_pool_scratch(C, W), 16);
+    const int64_t workers =
+        workers_for(tasks, 2.0 * double(K) * double(C * 9) * double(n * 2 * pp * g.out_w));
+    work_.resize(Shape{workers * scratch});
+    std::atomic<int64_t> next{0};
+    kernels::parallel_for(workers, [&](int64_t wk) {
+      float* sc = work_.data() + wk * scratch;
+      for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+        const int64_t im = t / per_img, i0 = t % per_img * kDirectRows;
+        kt.conv3x3_pool(x.data() + im * C * H * W, C, H, W, w, b, act_code(opt_.activation),
+                        opt_.leaky_slope, K, i0, std::min(pp, i0 + kDirectRows),
+                        yp.data() + im * K * plane, argmax + im * K * plane, plane, sc);
+      }
+    });
+    return;
+  }
   const Plan pl = make_plan(g, filters_, n);
   const PoolPlan pp = make_pool_plan(pl, g);
   const int64_t K = filters_, Q = g.out_w, PQ = g.out_h * g.out_w;
@@ -1266,12 +1298,6 @@ void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase
   const int64_t workers =
       workers_for(tiles, 2.0 * double(K) * double(pl.crs) * double(units * pp.unit_cols));
   work_.resize(Shape{workers * pp.buf});
-  const kernels::KernelTable& kt = kernels::table();
-  const float* w = weight_.data();
-  const float* b = opt_.use_bias ? bias_.data() : nullptr;
-  const bool pool_act = opt_.activation == Activation::linear ||
-                        opt_.activation == Activation::relu ||
-                        opt_.activation == Activation::leaky_relu;
   std::atomic<int64_t> next{0};
   kernels::parallel_for(workers, [&](int64_t wk) {
     float* col = work_.data() + wk * pp.buf;

@@ -1,0 +1,49 @@
+// Scalar direct 3x3 convolution fused with 2x2 / stride 2 max pooling (kernels.hpp): the oracle,
+// with the fused multiply-adds of the fast versions (std::fma), so that they agree bit for bit.
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/kernels.hpp"
+
+namespace imgsim::kernels::ref {
+
+namespace {
+
+// act(z) as maxpool2x2 applies it: 0 linear, 1 relu, 2 leaky_relu.
+float act_value(float z, int act, float slope) {
+  if (act == 1) return z > 0.0f ? z : 0.0f;
+  if (act == 2) return z > 0.0f ? z : slope * z;
+  return z;
+}
+
+}  // namespace
+
+void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
+                  const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
+                  float* y, int32_t* arg, int64_t ldy, float* /*scratch*/) {
+  const int64_t Q = W - 2, qp = Q / 2;
+  (void)H;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = 0; j < qp; ++j) {
+        float best = 0.0f;
+        int32_t at = 0;
+        for (int d = 0; d < 4; ++d) {  // window order: (0, 0), (0, 1), (1, 0), (1, 1)
+          const int64_t p = 2 * i + d / 2, q = 2 * j + d % 2;
+          float z = 0.0f;
+          for (int64_t c = 0; c < C; ++c)
+            for (int64_t r = 0; r < 3; ++r)
+              for (int64_t s = 0; s < 3; ++s)
+                z = std::fma(w[((k * C + c) * 3 + r) * 3 + s], x[(c * H + p + r) * W + q + s], z);
+          const float v = act_value(bias ? z + bias[k] : z, act, slope);
+          if (d == 0 || v > best) {
+            best = v;
+            at = static_cast<int32_t>(p * Q + q);
+          }
+        }
+        y[k * ldy + i * qp + j] = best;
+        arg[k * ldy + i * qp + j] = at;
+      }
+}
+
+}  // namespace imgsim::kernels::ref
