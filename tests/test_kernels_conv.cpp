@@ -548,6 +548,84 @@ TEST_CASE("conv3x3_pool: the fast versions equal the reference bit for bit", "[k
   if (detected_isa() == Isa::avx512) CHECK(fast == 1);
 }
 
+TEST_CASE("conv3x3_pool_grad: the fast versions equal the reference bit for bit",
+          "[kernels][pool]") {
+  // The pooled outputs and argmaxes come from ref::conv3x3_pool on the same image (argmaxes in
+  // all four places), dy is random, and the partial sums (16 lanes per weight and the bias)
+  // start from random values; the reference adds in the same order with std::fma. Shapes as
+  // conv3x3_pool's test; a range of pooled rows inside the image. The lane sums are checked
+  // against the formula in double.
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  struct Case {
+    int64_t c, h, w, k, i0, i1;
+    int act;
+  };
+  const Case cases[] = {{3, 9, 11, 5, 0, 3, 1},
+                        {1, 28, 28, 32, 0, 13, 1},
+                        {2, 8, 40, 3, 1, 3, 2},
+                        {3, 7, 37, 1, 0, 2, 0},
+                        {3, 12, 70, 4, 2, 5, 1}};
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    if (!t.conv3x3_pool_grad) continue;
+    for (const Case& cs : cases) {
+      DYNAMIC_SECTION(to_string(isa) << " C=" << cs.c << " " << cs.h << "x" << cs.w << " K=" << cs.k
+                                     << " rows " << cs.i0 << ".." << cs.i1 << " act " << cs.act) {
+        std::vector<float> x(static_cast<size_t>(cs.c * cs.h * cs.w)),
+            w(static_cast<size_t>(cs.k * cs.c * 9));
+        for (float& v : x) v = normal(rng);
+        for (float& v : w) v = normal(rng);
+        const int64_t qp = (cs.w - 2) / 2, pp = (cs.h - 2) / 2, ldg = pp * qp + 5, Q = cs.w - 2;
+        const auto size = static_cast<size_t>(cs.k * ldg);
+        std::vector<float> y(size, 0.0f), dy(size);
+        std::vector<int32_t> arg(size, 0);
+        std::vector<float> scratch(static_cast<size_t>(conv3x3_pool_grad_scratch(cs.c, cs.w, pp)));
+        ref::conv3x3_pool(x.data(), cs.c, cs.h, cs.w, w.data(), nullptr, cs.act, 0.1f, cs.k, 0, pp,
+                          y.data(), arg.data(), ldg, scratch.data());
+        for (float& v : dy) v = normal(rng);
+        const int64_t nw = 9 * cs.c + 1;
+        std::vector<float> acc0(static_cast<size_t>(cs.k * nw * 16));
+        for (float& v : acc0) v = normal(rng);
+        std::vector<float> want = acc0, got = acc0;
+        ref::conv3x3_pool_grad(x.data(), cs.c, cs.h, cs.w, dy.data(), y.data(), cs.act, 0.1f,
+                               arg.data(), ldg, cs.k, cs.i0, cs.i1, want.data(), scratch.data());
+        t.conv3x3_pool_grad(x.data(), cs.c, cs.h, cs.w, dy.data(), y.data(), cs.act, 0.1f,
+                            arg.data(), ldg, cs.k, cs.i0, cs.i1, got.data(), scratch.data());
+        for (std::size_t e = 0; e < want.size(); ++e) REQUIRE(same_bits(got[e], want[e]));
+        // Lanes summed against the formula, in double.
+        for (int64_t k = 0; k < cs.k; ++k)
+          for (int64_t wi = 0; wi < nw; ++wi) {
+            double sum = 0, start = 0, mag = 0;
+            for (int l = 0; l < 16; ++l) {
+              sum += want[static_cast<size_t>((k * nw + wi) * 16 + l)];
+              start += acc0[static_cast<size_t>((k * nw + wi) * 16 + l)];
+              mag += std::fabs(acc0[static_cast<size_t>((k * nw + wi) * 16 + l)]);
+            }
+            double exact = start;
+            for (int64_t i = cs.i0; i < cs.i1; ++i)
+              for (int64_t j = 0; j < qp; ++j) {
+                const auto at = static_cast<size_t>(k * ldg + i * qp + j);
+                double g = dy[at];
+                if (cs.act != 0 && !(y[at] > 0.0f)) g = cs.act == 2 ? 0.1 * g : 0.0;
+                double term = g;
+                if (wi < nw - 1) {
+                  const int64_t c = wi / 9, r = wi % 9 / 3, s2 = wi % 3;
+                  const int64_t p = arg[at] / Q, q = arg[at] % Q;
+                  REQUIRE(p / 2 == i);
+                  REQUIRE(q / 2 == j);
+                  term = g * x[static_cast<size_t>((c * cs.h + p + r) * cs.w + q + s2)];
+                }
+                exact += term;
+                mag += std::fabs(term);
+              }
+            CHECK(std::fabs(sum - exact) <= 1e-5 * (1.0 + mag));
+          }
+      }
+    }
+  }
+}
+
 TEST_CASE("pool_scatter_pack: blocks of 16 channels, zero past C", "[kernels][sparse]") {
   std::mt19937 rng(15);
   std::normal_distribution<float> normal(0.0f, 1.0f);

@@ -111,6 +111,25 @@ inline int64_t conv3x3_pool_scratch(int64_t C, int64_t W) {
   return C * 8 * ((W / 2 + 15) / 16 * 16 + 32);
 }
 
+// Its weight and bias gradients, for a first layer (no data gradient), also straight from the
+// image: with g = dy * act'(y) of each pooled output (act and act' as maxpool2x2 / unpool2x2)
+// and (p, q) = the conv position of its argmax arg[.] (a plane index p Q + q, in its window),
+//   acc[(k (9 C + 1) + 9c + 3r + s) 16 + l] += g x[c][p + r][q + s],  acc[(k (9C + 1) + 9C) 16 + l]
+//   += g
+// over pooled rows [i0, i1) and columns j with j = l (mod 16): one vector of 16 partial sums per
+// weight, in a fixed order (a window's four places in order, products of 0 for the three that
+// are not its argmax, as the dense gradient of the unfused layers has them), which the caller
+// reduces. dy, y and arg: planes of pp x qp per filter, k-th at + k ldg. scratch:
+// conv3x3_pool_grad_scratch(C, W, i1 - i0) floats. Oracle: ref::conv3x3_pool_grad (with
+// std::fma); null where conv3x3_pool is.
+inline int64_t conv3x3_pool_grad_scratch(int64_t C, int64_t W, int64_t rows) {
+  return rows * conv3x3_pool_scratch(C, W);
+}
+using ConvPool3x3GradFn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                                   const float* y, int act, float slope, const int32_t* arg,
+                                   int64_t ldg, int64_t K, int64_t i0, int64_t i1, float* acc,
+                                   float* scratch);
+
 struct KernelTable {
   Isa isa;
   SgemmFn sgemm;
@@ -128,7 +147,8 @@ struct KernelTable {
   GatherAccFn gather_acc;
   ScatterAxpyFn scatter_axpy;
   PoolScatterFn pool_scatter;
-  ConvPool3x3Fn conv3x3_pool;  // null: no fast version (see above)
+  ConvPool3x3Fn conv3x3_pool;           // null: no fast version (see above)
+  ConvPool3x3GradFn conv3x3_pool_grad;  // likewise
 };
 
 // The table for active_isa(); follows set_max_isa() (tables are static, one per ISA).
@@ -155,6 +175,9 @@ void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, c
 void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                   const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
                   float* y, int32_t* arg, int64_t ldy, float* scratch);
+void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                       const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
+                       int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch);
 }  // namespace ref
 
 // pool_scatter's filter layout from a convolution's (K, C, R, S) weights: wb[((cb * K + k) * R * S
@@ -197,6 +220,9 @@ namespace avx512 {
 void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                   const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
                   float* y, int32_t* arg, int64_t ldy, float* scratch);
+void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                       const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
+                       int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch);
 }  // namespace avx512
 
 // Convenience wrapper over table().sgemm.

@@ -1486,6 +1486,47 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
     add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
     return;
   }
+  const bool pool_act = opt_.activation == Activation::linear ||
+                        opt_.activation == Activation::relu ||
+                        opt_.activation == Activation::leaky_relu;
+  if (!dx && kt.conv3x3_pool_grad && pool_act && kernel_.h == 3 && kernel_.w == 3 &&
+      opt_.stride.h == 1 && opt_.stride.w == 1 && pt_ == 0 && pl_ == 0 && CRS <= kSmallCrs &&
+      detail::conv_algo() == detail::ConvAlgo::automatic) {
+    // A first layer's dW and db straight from the image (kernel conv3x3_pool_grad): per image
+    // group, 16 lanes of partial sums per weight, summed at the end of the group.
+    const int64_t H = g.height, W = g.width, nw = CRS + 1, accn = K * nw * 16;
+    const int64_t scratch = round_up(kernels::conv3x3_pool_grad_scratch(C, W, pq0.pp), 16);
+    work_.resize(Shape{workers * (accn + scratch) + pl.groups * pl.part});
+    float* parts = work_.data() + workers * (accn + scratch);
+    const int act = act_code(opt_.activation);
+    kernels::parallel_for(workers, [&](int64_t wk) {
+      float* acc = work_.data() + wk * (accn + scratch);
+      float* sc = acc + accn;
+      for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
+        float* dwg = parts + gi * pl.part;
+        float* dbg = dwg + K * CRS;
+        std::fill(acc, acc + accn, 0.0f);
+        for (int64_t im = gi * n / pl.groups; im < (gi + 1) * n / pl.groups; ++im) {
+          const int64_t at = im * K * plane;
+          kt.conv3x3_pool_grad(x.data() + im * C * H * W, C, H, W, dyp.data() + at, yp.data() + at,
+                               act, opt_.leaky_slope, argmax + at, plane, K, 0, pq0.pp, acc, sc);
+        }
+        for (int64_t kk = 0; kk < K; ++kk)
+          for (int64_t wi = 0; wi < nw; ++wi) {
+            float lane[16];
+            std::copy(acc + (kk * nw + wi) * 16, acc + (kk * nw + wi + 1) * 16, lane);
+            for (int h = 8; h >= 1; h /= 2)  // pairwise: lanes l and l + h
+              for (int l = 0; l < h; ++l) lane[l] += lane[l + h];
+            if (wi < CRS)
+              dwg[kk * CRS + wi] = lane[0];
+            else
+              dbg[kk] = lane[0];
+          }
+      }
+    });
+    add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
+    return;
+  }
   // Few channels (a first layer): per tile of row pairs, the im2col columns transposed (colt), so
   // that a patch is one run of CRS floats; dcolt likewise, transposed back for col2im.
   const int64_t ldr = round_up(CRS, 16);

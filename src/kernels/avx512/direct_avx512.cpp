@@ -125,6 +125,107 @@ void block(const float* e, const float* o, int64_t L, int64_t C, int64_t j0, con
   }
 }
 
+// The four input rows 2i .. 2i + 3 of each channel split by column parity into e and o (row
+// (c, r) at + (4c + r) L, L floats, zero past W).
+void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int64_t L, float* e,
+                float* o) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t r = 0; r < 4; ++r) {
+      const float* src = x + (c * H + 2 * i + r) * W;
+      float* er = e + (c * 4 + r) * L;
+      float* orow = o + (c * 4 + r) * L;
+      for (int64_t j = 0; j < L; j += 16) {  // 32 input floats, masked past W, per step
+        const int64_t left = W - 2 * j;
+        const __m512 a = _mm512_maskz_loadu_ps(lanes(left), src + 2 * j);
+        const __m512 b = _mm512_maskz_loadu_ps(lanes(left - 16), src + 2 * j + 16);
+        _mm512_storeu_ps(er + j, _mm512_permutex2var_ps(a, even, b));
+        _mm512_storeu_ps(orow + j, _mm512_permutex2var_ps(a, odd, b));
+      }
+    }
+}
+
+// One channel's 9 weight-gradient vectors of one filter over 16 windows: acc[3r + s] +=
+// gd[d] x at place d = (dy, dx) of the window, for the four places in order; V(rin, t) is input
+// row rin's t-th vector (e[j0], o[j0], e[j0 + 1], o[j0 + 1]).
+__attribute__((always_inline)) inline void grad_channel(const float* ec, const float* oc, int64_t L,
+                                                        const __m512 (&gd)[4], float* acc) {
+  __m512 v[4][4];
+#pragma GCC unroll 4
+  for (int rin = 0; rin < 4; ++rin) {
+    v[rin][0] = _mm512_loadu_ps(ec + rin * L);
+    v[rin][1] = _mm512_loadu_ps(oc + rin * L);
+    v[rin][2] = _mm512_loadu_ps(ec + rin * L + 1);
+    v[rin][3] = _mm512_loadu_ps(oc + rin * L + 1);
+  }
+#pragma GCC unroll 3
+  for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 3
+    for (int s = 0; s < 3; ++s) {
+      float* a = acc + (3 * r + s) * 16;
+      __m512 t = _mm512_loadu_ps(a);
+      t = _mm512_fmadd_ps(gd[0], v[r][s], t);
+      t = _mm512_fmadd_ps(gd[1], v[r][s + 1], t);
+      t = _mm512_fmadd_ps(gd[2], v[r + 1][s], t);
+      t = _mm512_fmadd_ps(gd[3], v[r + 1][s + 1], t);
+      _mm512_storeu_ps(a, t);
+    }
+}
+
+template <int Act>
+void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
+               float slope_f, const int32_t* arg, int64_t ldg, int64_t K, int64_t i0, int64_t i1,
+               float* acc, float* scratch) {
+  const int64_t Q = W - 2, qp = Q / 2, L = (qp + 15) / 16 * 16 + 16, nw = 9 * C + 1;
+  // All the rows first (4 per pooled row, as conv3x3_pool splits them; about 700 KB for a
+  // 224 x 224 x 3 image, in L2), then filter by filter: each filter's dy, y and argmaxes are then
+  // read in order, one stream each, where the filters' planes taken in turn per window block
+  // were 3 K streams that the prefetchers could not follow (2.5x slower).
+  const int64_t rows4 = C * 4 * L;
+  for (int64_t i = i0; i < i1; ++i) {
+    float* e = scratch + (i - i0) * 2 * rows4;
+    split_rows(x, C, H, W, i, L, e, e + rows4);
+  }
+  const __m512 slope = _mm512_set1_ps(slope_f);
+  const __m512i two_lane =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i one = _mm512_set1_epi32(1), qq = _mm512_set1_epi32(static_cast<int32_t>(Q)),
+                qq1 = _mm512_set1_epi32(static_cast<int32_t>(Q + 1));
+  for (int64_t k = 0; k < K; ++k) {
+    float* ak = acc + k * nw * 16;
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* e = scratch + (i - i0) * 2 * rows4;
+      const float* o = e + rows4;
+      for (int64_t j0 = 0; j0 < qp; j0 += 16) {
+        const __mmask16 m = lanes(qp - j0);
+        const __m512i first =
+            _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * i * Q + 2 * j0)), two_lane);
+        const int64_t at = k * ldg + i * qp + j0;
+        __m512 g = _mm512_maskz_loadu_ps(m, dy + at);
+        if constexpr (Act != 0) {
+          const __mmask16 pos =
+              _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + at), _mm512_setzero_ps(), _CMP_GT_OQ);
+          g = Act == 1 ? _mm512_maskz_mov_ps(pos, g)
+                       : _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, g), g);
+        } else {
+          (void)slope;
+        }
+        const __m512i code = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, arg + at), first);
+        const __m512 gd[4] = {
+            _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, code, _mm512_setzero_si512()), g),
+            _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, code, one), g),
+            _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, code, qq), g),
+            _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, code, qq1), g)};
+        for (int64_t c = 0; c < C; ++c)
+          grad_channel(e + c * 4 * L + j0, o + c * 4 * L + j0, L, gd, ak + 9 * c * 16);
+        float* ab = ak + 9 * C * 16;
+        _mm512_storeu_ps(ab, _mm512_add_ps(_mm512_loadu_ps(ab), g));
+      }
+    }
+  }
+}
+
 template <int Act>
 void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
           float slope_f, int64_t K, int64_t i0, int64_t i1, float* y, int32_t* arg, int64_t ldy,
@@ -133,23 +234,8 @@ void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const
   float* e = scratch;
   float* o = scratch + C * 4 * L;
   const __m512 slope = _mm512_set1_ps(slope_f);
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int64_t i = i0; i < i1; ++i) {
-    // The four input rows 2i .. 2i + 3 of each channel, split by column parity, zero past W.
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t r = 0; r < 4; ++r) {
-        const float* src = x + (c * H + 2 * i + r) * W;
-        float* er = e + (c * 4 + r) * L;
-        float* orow = o + (c * 4 + r) * L;
-        for (int64_t j = 0; j < L; j += 16) {  // 32 input floats, masked past W, per step
-          const int64_t left = W - 2 * j;
-          const __m512 a = _mm512_maskz_loadu_ps(lanes(left), src + 2 * j);
-          const __m512 b = _mm512_maskz_loadu_ps(lanes(left - 16), src + 2 * j + 16);
-          _mm512_storeu_ps(er + j, _mm512_permutex2var_ps(a, even, b));
-          _mm512_storeu_ps(orow + j, _mm512_permutex2var_ps(a, odd, b));
-        }
-      }
+    split_rows(x, C, H, W, i, L, e, o);
     for (int64_t j0 = 0; j0 < qp; j0 += 16) {
       const int64_t nj = qp - j0 < 16 ? qp - j0 : 16;
       const auto m = static_cast<__mmask16>(nj == 16 ? 0xFFFFu : (1u << nj) - 1u);
@@ -174,12 +260,29 @@ void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* 
     rows<0>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
 }
 
+void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                       const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
+                       int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch) {
+  if (act == 1)
+    grad_rows<1>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+  else if (act == 2)
+    grad_rows<2>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+  else
+    grad_rows<0>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+}
+
 #else  // this build cannot compile AVX-512 code; the registry never selects it
 
 void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                   const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
                   float* y, int32_t* arg, int64_t ldy, float* scratch) {
   ref::conv3x3_pool(x, C, H, W, w, bias, act, slope, K, i0, i1, y, arg, ldy, scratch);
+}
+
+void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                       const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
+                       int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch) {
+  ref::conv3x3_pool_grad(x, C, H, W, dy, y, act, slope, arg, ldg, K, i0, i1, acc, scratch);
 }
 
 #endif
