@@ -1,7 +1,7 @@
 // SGEMM benchmarks for every kernel this CPU runs, in one binary: ref (naive loop), scalar
 // (portable blocked fallback), avx2, avx512; then the pooling-fused backward's kernels
-// (transpose, gather_acc, scatter_axpy, pool_scatter) on the models' shapes,
-// "sparse/<isa>/<kernel>/<shape>".
+// (transpose, gather_acc, scatter_axpy, pool_scatter) and the direct first-layer kernels
+// (conv3x3_pool, conv3x3_pool_grad) on the models' shapes, "sparse/<isa>/<kernel>/<shape>".
 // Shapes are the im2col GEMMs of the conv layers (forward C[K x PQ] = W[K x CRS] * col[CRS x PQ];
 // backward dW = dY * col^T and dcol = W^T * dY) and squares. The FLOP/s counter is 2*M*N*K per
 // iteration, over CPU time for the plain names (one thread) and over wall time for the names with
@@ -185,6 +185,46 @@ void run_sparse(benchmark::State& state, const k::KernelTable* t, SparseCase sc,
 // The transposes of the fused backward: a tile of the seed's conv1 im2col columns (27 x 2664)
 // into rows of 32 floats, and one row of Fashion-MNIST's conv2 input (32 channels x 13) into
 // channels-last order. The counter is floats moved.
+// The direct first-layer kernels on one image of a model's first layer (seed: 3 x 224 x 224, 32
+// filters; Fashion-MNIST: 1 x 28 x 28): conv3x3_pool (forward) and conv3x3_pool_grad (dW, db),
+// with relu and every pooled row. The counter is the dense convolution's 2 flops per
+// multiply-add (forward), as bench_layers counts them, and the same for the gradient.
+struct DirectCase {
+  const char* name;
+  int64_t c, h, w, k;
+};
+const DirectCase kDirect[] = {{"seed_conv1", 3, 224, 224, 32}, {"fmnist_conv1", 1, 28, 28, 32}};
+
+void run_direct(benchmark::State& state, const k::KernelTable* t, DirectCase dc, bool grad) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const int64_t pp = (dc.h - 2) / 2, qp = (dc.w - 2) / 2, plane = pp * qp;
+  imgsim::Tensor x(imgsim::Shape{dc.c * dc.h * dc.w}), w(imgsim::Shape{dc.k * dc.c * 9}),
+      b(imgsim::Shape{dc.k}), y(imgsim::Shape{dc.k * plane}), dy(imgsim::Shape{dc.k * plane}),
+      acc(imgsim::Shape{dc.k * (9 * dc.c + 1) * 16}),
+      scratch(imgsim::Shape{k::conv3x3_pool_grad_scratch(dc.c, dc.w, pp)});
+  std::vector<int32_t> arg(static_cast<size_t>(dc.k * plane));
+  for (imgsim::Tensor* v : {&x, &w, &b, &dy})
+    for (int64_t i = 0; i < v->numel(); ++i) (*v)[i] = u(rng);
+  acc.fill(0.0f);
+  t->conv3x3_pool(x.data(), dc.c, dc.h, dc.w, w.data(), b.data(), 1, 0.0f, dc.k, 0, pp, y.data(),
+                  arg.data(), plane, scratch.data());
+  for (auto _ : state) {
+    if (grad)
+      t->conv3x3_pool_grad(x.data(), dc.c, dc.h, dc.w, dy.data(), y.data(), 1, 0.0f, arg.data(),
+                           plane, dc.k, 0, pp, acc.data(), scratch.data());
+    else
+      t->conv3x3_pool(x.data(), dc.c, dc.h, dc.w, w.data(), b.data(), 1, 0.0f, dc.k, 0, pp,
+                      y.data(), arg.data(), plane, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(acc.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(
+      2.0 * double(dc.k * dc.c * 9 * 2 * pp * (dc.w - 2)) * double(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+
 struct TransposeCase {
   const char* name;
   int64_t rows, cols, lda, ldt;
@@ -252,6 +292,13 @@ void register_all() {
       benchmark::RegisterBenchmark(name.c_str(), run_transpose, t, tc)
           ->Unit(benchmark::kMicrosecond);
     }
+    if (t->conv3x3_pool && t->conv3x3_pool_grad)  // AVX-512 only (null elsewhere)
+      for (const DirectCase& dc : kDirect)
+        for (bool grad : {false, true}) {
+          const std::string name = pre + (grad ? "conv3x3_pool_grad/" : "conv3x3_pool/") + dc.name;
+          benchmark::RegisterBenchmark(name.c_str(), run_direct, t, dc, grad)
+              ->Unit(benchmark::kMicrosecond);
+        }
   }
 }
 
