@@ -324,7 +324,10 @@ namespace {
 // Patches for gather_acc / scatter_axpy: nseg runs of n floats at seg[s] from each of count
 // positions off[i]. Layout 0: one run per position, rows n + 2 floats apart (transposed im2col
 // columns); layout 1: a channels-last image of 6 x 7 pixels of n channels (n + 1 floats apart),
-// 3 x 3 runs per position, so neighbouring patches overlap. Positions repeat.
+// 3 x 3 runs per position, so neighbouring patches overlap; layout 2: a patch as its 3 rows, one
+// run each (how the layer passes a channels-last patch: S C floats per row), rows n + 5 floats
+// apart, positions 0 to 3 floats into a row, so that the runs of neighbouring positions overlap
+// and the 2 floats at each row's end are never covered. Positions repeat.
 struct Patches {
   std::vector<int64_t> off, seg;
   int64_t size = 0;  // floats the patches span
@@ -338,6 +341,12 @@ Patches make_patches(int layout, int64_t n, int64_t count, std::mt19937& rng) {
     std::uniform_int_distribution<int64_t> pick(0, rows - 1);
     for (int64_t i = 0; i < count; ++i) p.off.push_back(pick(rng) * ldr);
     p.size = rows * ldr;
+  } else if (layout == 2) {
+    const int64_t ldrow = n + 5, h = 6;
+    p.seg = {0, ldrow, 2 * ldrow};
+    std::uniform_int_distribution<int64_t> py(0, h - 3), px(0, 3);
+    for (int64_t i = 0; i < count; ++i) p.off.push_back(py(rng) * ldrow + px(rng));
+    p.size = h * ldrow;
   } else {
     const int64_t ch = n + 1, w = 7, h = 6;
     for (int64_t r = 0; r < 3; ++r)
@@ -349,6 +358,24 @@ Patches make_patches(int layout, int64_t n, int64_t count, std::mt19937& rng) {
   return p;
 }
 
+// The scatter tests' check: every float no patch covers keeps its sentinel; the others are
+// within 2 t u of the exact value times the sum of magnitudes, t the terms added to that float
+// (each add, and each product without FMA, rounds once), for the reference and the fast version.
+void check_scattered(const std::vector<bool>& covered, const std::vector<float>& want,
+                     const std::vector<float>& got, const std::vector<double>& exact,
+                     const std::vector<double>& mag, const std::vector<double>& terms) {
+  for (std::size_t i = 0; i < covered.size(); ++i) {
+    if (!covered[i]) {
+      REQUIRE(same_bits(want[i], kSentinel));
+      REQUIRE(same_bits(got[i], kSentinel));
+      continue;
+    }
+    const double bound = 2.0 * terms[i] * std::ldexp(1.0, -24) * mag[i];
+    REQUIRE(std::fabs(double(want[i]) - exact[i]) <= bound);
+    REQUIRE(std::fabs(double(got[i]) - exact[i]) <= bound);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("gather_acc: every ISA agrees with the reference", "[kernels][sparse]") {
@@ -356,8 +383,8 @@ TEST_CASE("gather_acc: every ISA agrees with the reference", "[kernels][sparse]"
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
-    for (int layout : {0, 1}) {
-      for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 288, 301}) {
+    for (int layout : {0, 1, 2}) {
+      for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 96, 288, 301}) {
         for (int64_t count : {0, 1, 2, 3, 4, 5, 9, 100}) {
           DYNAMIC_SECTION(to_string(isa)
                           << " layout " << layout << " n=" << n << " count=" << count) {
@@ -407,8 +434,8 @@ TEST_CASE("scatter_axpy: every ISA agrees with the reference", "[kernels][sparse
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
-    for (int layout : {0, 1}) {
-      for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 288, 301}) {
+    for (int layout : {0, 1, 2}) {
+      for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 27, 31, 32, 33, 96, 288, 301}) {
         for (int64_t count : {0, 1, 2, 5, 100}) {
           DYNAMIC_SECTION(to_string(isa)
                           << " layout " << layout << " n=" << n << " count=" << count) {
@@ -451,17 +478,7 @@ TEST_CASE("scatter_axpy: every ISA agrees with the reference", "[kernels][sparse
                   mag[k] += std::fabs(p);
                   terms[k] += 1.0;
                 }
-            for (std::size_t i = 0; i < size; ++i) {
-              if (!covered[i]) {
-                REQUIRE(same_bits(want[i], kSentinel));
-                REQUIRE(same_bits(got[i], kSentinel));
-                continue;
-              }
-              // Each add (and each product, without FMA) rounds once.
-              const double bound = 2.0 * terms[i] * std::ldexp(1.0, -24) * mag[i];
-              REQUIRE(std::fabs(double(want[i]) - exact[i]) <= bound);
-              REQUIRE(std::fabs(double(got[i]) - exact[i]) <= bound);
-            }
+            check_scattered(covered, want, got, exact, mag, terms);
           }
         }
       }
@@ -719,16 +736,7 @@ TEST_CASE("pool_scatter: every ISA agrees with the reference", "[kernels][sparse
                   terms[i] += 1.0;
                 }
           }
-        for (std::size_t i = 0; i < size; ++i) {
-          if (!covered[i]) {
-            REQUIRE(same_bits(want[i], kSentinel));
-            REQUIRE(same_bits(got[i], kSentinel));
-            continue;
-          }
-          const double bound = 2.0 * terms[i] * std::ldexp(1.0, -24) * mag[i];
-          REQUIRE(std::fabs(double(want[i]) - exact[i]) <= bound);
-          REQUIRE(std::fabs(double(got[i]) - exact[i]) <= bound);
-        }
+        check_scattered(covered, want, got, exact, mag, terms);
       }
     }
   }

@@ -1176,7 +1176,11 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
 //             dW[k, :] += sum g col_u[:, argmax] and dcol_u[:, argmax] += g W[k, :] (then
 //             dx += col2im(dcol_u)), with col_u transposed so that a column is a row
 //             (kernels transpose, gather_acc, scatter_axpy); from 16 input channels on, on
-//             the image in channels-last order instead of im2col columns.
+//             the image in channels-last order instead of im2col columns, dx by pooling window
+//             at stride 1 (pool_scatter).
+// On AVX-512 a valid 3x3 stride-1 first layer with a pooling activation skips all of this: its
+// forward and (without dx) its dW and db run straight from the image (kernels conv3x3_pool,
+// conv3x3_pool_grad; the same sums as the GEMM forward, and the dense gradient's).
 // The values are those of the two layers: out_u's columns are the same GEMM columns and the same
 // act_row, and the pooling kernel is the same, so yp and argmax are bitwise equal; the gradients
 // differ only in the order of their float sums (other tiles). A last conv row that the pooling
