@@ -7,6 +7,7 @@
 #include <new>
 #include <sstream>
 
+#include "core/memory.hpp"
 #include "imgsim/error.hpp"
 
 namespace imgsim {
@@ -82,7 +83,8 @@ float* allocate_floats(int64_t n) {
   if (n == 0) return nullptr;
   std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
   bytes = (bytes + Tensor::kAlignment - 1) / Tensor::kAlignment * Tensor::kAlignment;
-  void* p = std::aligned_alloc(Tensor::kAlignment, bytes);
+  static_assert(Tensor::kAlignment <= 64);
+  void* p = detail::allocate_large(bytes);  // huge pages for large tensors (core/memory.hpp)
   if (!p) throw std::bad_alloc();
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   std::memset(p, 0, bytes);

@@ -27,6 +27,7 @@
 #include <limits>
 #include <string>
 
+#include "core/memory.hpp"
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/serialize.hpp"
@@ -117,7 +118,12 @@ void for_planes(int64_t planes, int64_t outputs_per_plane, F&& fn) {
 
 int32_t* MaxPool2D::argmax_for(int64_t n) {
   const auto need = static_cast<std::size_t>(n * out_shape_.numel());
-  if (argmax_.size() < need) argmax_.resize(need);  // grows only for a larger batch or image
+  if (argmax_.size() < need) {             // grows only for a larger batch or image
+    std::vector<int32_t>().swap(argmax_);  // the old contents are not needed
+    argmax_.reserve(need);                 // fresh memory, advised before resize touches it
+    imgsim::detail::advise_huge_pages(argmax_.data(), need * sizeof(int32_t));
+    argmax_.resize(need);
+  }
   return argmax_.data();
 }
 
