@@ -117,13 +117,20 @@ inline int64_t conv3x3_pool_scratch(int64_t C, int64_t W) {
 //   acc[(k (9 C + 1) + 9c + 3r + s) 16 + l] += g x[c][p + r][q + s],  acc[(k (9C + 1) + 9C) 16 + l]
 //   += g
 // over pooled rows [i0, i1) and columns j with j = l (mod 16): one vector of 16 partial sums per
-// weight, in a fixed order (a window's four places in order, products of 0 for the three that
-// are not its argmax, as the dense gradient of the unfused layers has them), which the caller
-// reduces. dy, y and arg: planes of pp x qp per filter, k-th at + k ldg. scratch:
-// conv3x3_pool_grad_scratch(C, W, i1 - i0) floats. Oracle: ref::conv3x3_pool_grad (with
-// std::fma); null where conv3x3_pool is.
+// weight, one fused multiply-add per window, in a fixed order per lane (pooled row, then window),
+// which the caller reduces. (The dense gradient of the unfused layers also adds the products of
+// the three other places of each window, with g = 0.) dy, y and arg: planes of pp x qp per filter,
+// k-th at + k ldg. scratch: conv3x3_pool_grad_scratch(C, W, i1 - i0) floats. Oracle:
+// ref::conv3x3_pool_grad (with std::fma); null where conv3x3_pool is. The fast versions work in
+// bands of pooled rows: as many as split into about 96 KiB (a part of L2), at least 8, at most
+// rows.
+inline int64_t conv3x3_grad_band(int64_t C, int64_t W, int64_t rows) {
+  const int64_t fit = 24 * 1024 / conv3x3_pool_scratch(C, W), band = fit > 8 ? fit : 8;
+  return rows < band ? rows : band;
+}
 inline int64_t conv3x3_pool_grad_scratch(int64_t C, int64_t W, int64_t rows) {
-  return rows * conv3x3_pool_scratch(C, W);
+  return conv3x3_grad_band(C, W, rows) *
+         (conv3x3_pool_scratch(C, W) + 2 * ((W / 2 + 15) / 16 * 32));
 }
 using ConvPool3x3GradFn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                                    const float* y, int act, float slope, const int32_t* arg,

@@ -1,14 +1,23 @@
 // AVX-512 direct 3x3 convolution fused with 2x2 / stride 2 max pooling, for a first layer
-// (kernels.hpp, conv3x3_pool).
+// (kernels.hpp, conv3x3_pool), and its weight gradient (conv3x3_pool_grad).
 //
-// Per pooled row, the four input rows of each channel are split into even and odd columns
-// (scratch), so that 16 pooling windows' conv outputs at even columns 2j read e[j], o[j], e[j + 1]
-// for s = 0, 1, 2, and those at odd columns 2j + 1 read o[j], e[j + 1], o[j + 1]: four vectors per
-// input row serve both. Four filters at a time keep their 2 rows x 2 parities of 16 outputs in 16
-// accumulators; each input vector is loaded once and multiplied by broadcast weights (c, r, s in
-// order for every accumulator, from 0: the im2col GEMM's sums). The window's four values then get
-// bias and activation and are pooled in registers (first maximum in window order, strict greater
-// than, as maxpool2x2), and only the pooled value and its argmax are stored.
+// Forward. Per pooled row, the four input rows of each channel are split into even and odd
+// columns (scratch), so that 16 pooling windows' conv outputs at even columns 2j read e[j], o[j],
+// e[j + 1] for s = 0, 1, 2, and those at odd columns 2j + 1 read o[j], e[j + 1], o[j + 1]: four
+// vectors per input row serve both. Two filters at a time keep their 2 rows x 2 parities of 16
+// outputs in 8 accumulators (four made GCC spill them); each input vector is loaded once and
+// multiplied by broadcast weights (c, r, s in order for every accumulator, from 0: the im2col
+// GEMM's sums). The window's four values then get bias and activation and are pooled in registers
+// (first maximum in window order, strict greater than, as maxpool2x2), and only the pooled value
+// and its argmax are stored. While a row is computed, the next row's input lines are prefetched,
+// and its output lines for writing: without that, the stores' misses (100 MB per seed batch, planes
+// of 111 floats per row) held the loop up, and the layer ran at 62-66 % of the FMA peak instead of
+// 80 %.
+//
+// Gradient. Each window's gradient g lands on one conv output, its argmax, so dW = sum of g times
+// the 3x3 patch at the argmax: the patch is selected per lane with blends (by the argmax's column,
+// then its row), 9 multiply-adds per 16 windows where the dense gradient takes 36. See
+// grad_channel and grad_rows.
 #include <cstdint>
 
 #include "kernels/kernels.hpp"
@@ -146,31 +155,153 @@ void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int6
     }
 }
 
-// One channel's 9 weight-gradient vectors of one filter over 16 windows: acc[3r + s] +=
-// gd[d] x at place d = (dy, dx) of the window, for the four places in order; V(rin, t) is input
-// row rin's t-th vector (e[j0], o[j0], e[j0 + 1], o[j0 + 1]).
-__attribute__((always_inline)) inline void grad_channel(const float* ec, const float* oc, int64_t L,
-                                                        const __m512 (&gd)[4], float* acc) {
-  __m512 v[4][4];
-#pragma GCC unroll 4
-  for (int rin = 0; rin < 4; ++rin) {
-    v[rin][0] = _mm512_loadu_ps(ec + rin * L);
-    v[rin][1] = _mm512_loadu_ps(oc + rin * L);
-    v[rin][2] = _mm512_loadu_ps(ec + rin * L + 1);
-    v[rin][3] = _mm512_loadu_ps(oc + rin * L + 1);
+// The gradients of 16 windows from column j0 of pooled row i of one filter (dy, y, arg at its
+// plane): g = dy act'(y) (0 past qp) and the argmax's place in the window as dx + 2 dy (0..3),
+// stored as two vectors at gd. Returns g.
+template <int Act>
+__attribute__((always_inline)) inline __m512 window_grads(const float* dy, const float* y,
+                                                          const int32_t* arg, int64_t i, int64_t j0,
+                                                          int64_t qp, int64_t Q, __m512 slope,
+                                                          float* gd) {
+  const __mmask16 m = lanes(qp - j0);
+  const __m512i first = _mm512_add_epi32(
+      _mm512_set1_epi32(static_cast<int32_t>(2 * i * Q + 2 * j0)),
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
+  const int64_t at = i * qp + j0;
+  __m512 g = _mm512_maskz_loadu_ps(m, dy + at);
+  if constexpr (Act != 0) {
+    const __mmask16 pos =
+        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + at), _mm512_setzero_ps(), _CMP_GT_OQ);
+    g = Act == 1 ? _mm512_maskz_mov_ps(pos, g)
+                 : _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, g), g);
+  } else {
+    (void)y;
+    (void)slope;
   }
-#pragma GCC unroll 3
-  for (int r = 0; r < 3; ++r)
-#pragma GCC unroll 3
-    for (int s = 0; s < 3; ++s) {
-      float* a = acc + (3 * r + s) * 16;
-      __m512 t = _mm512_loadu_ps(a);
-      t = _mm512_fmadd_ps(gd[0], v[r][s], t);
-      t = _mm512_fmadd_ps(gd[1], v[r][s + 1], t);
-      t = _mm512_fmadd_ps(gd[2], v[r + 1][s], t);
-      t = _mm512_fmadd_ps(gd[3], v[r + 1][s + 1], t);
-      _mm512_storeu_ps(a, t);
+  // code = 0, 1, Q or Q + 1: the place (0, 0), (0, 1), (1, 0) or (1, 1)
+  const __m512i code = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, arg + at), first);
+  const auto q = static_cast<int32_t>(Q);
+  const __mmask16 down = _mm512_mask_cmpge_epi32_mask(m, code, _mm512_set1_epi32(q));
+  const __mmask16 right = _mm512_mask_cmpeq_epi32_mask(m, code, _mm512_set1_epi32(1)) |
+                          _mm512_mask_cmpeq_epi32_mask(m, code, _mm512_set1_epi32(q + 1));
+  const __m512i place = _mm512_or_si512(_mm512_maskz_mov_epi32(right, _mm512_set1_epi32(1)),
+                                        _mm512_maskz_mov_epi32(down, _mm512_set1_epi32(2)));
+  _mm512_storeu_ps(gd, g);
+  _mm512_storeu_si512(gd + 16, place);
+  return g;
+}
+
+// Software prefetch spread over a loop: runs of memory (up to 4), taken in turn one 64-byte line
+// per step(), so that what the next filter or band reads arrives while this one computes (a burst
+// of prefetches fills the miss queues and stalls the loop behind it).
+class LinePrefetch {
+ public:
+  void add(const void* p, int64_t bytes) {
+    if (bytes <= 0 || n_ == 4) return;
+    p_[n_] = static_cast<const char*>(p);
+    bytes_[n_++] = bytes;
+  }
+  void step() {
+    if (r_ == n_) return;
+    _mm_prefetch(p_[r_] + (at_ < bytes_[r_] ? at_ : bytes_[r_] - 1), _MM_HINT_T0);
+    at_ += 64;
+    if (at_ >= bytes_[r_] + 63) {  // the run's last line, partial or not, is done
+      ++r_;
+      at_ = 0;
     }
+  }
+
+ private:
+  const char* p_[4] = {};
+  int64_t bytes_[4] = {};
+  int n_ = 0, r_ = 0;
+  int64_t at_ = 0;
+};
+
+// The next filter's (or the next band's first filter's) masked gradients, computed a block at a
+// time inside the current filter's last channel loop: its dy, y and argmaxes then come from memory
+// while the multiply-adds run, where a loop of their own waited on the misses (the layer's
+// batch does not fit the caches).
+struct NextGrads {
+  const float* dy;  // the filter's planes
+  const float* y;
+  const int32_t* arg;
+  int64_t b0, rows;  // its band
+  float* gd;         // its blocks' g and place vectors
+  float* bsum;       // its bias partial sums (16 lanes)
+  const float* pdy;  // the filter after it in the same band (prefetched), or null
+  const float* py;
+  const int32_t* parg;
+};
+
+// One channel's 9 weight-gradient sums acc[3r + s] of one filter, over the blocks of 16 windows
+// of a band: acc[3r + s] += g x[2i + dy + r][2j + dx + s] at the argmax's place (dy, dx) of each
+// window. gd: the blocks' g and place vectors in turn; ec / oc: the channel's even and odd
+// columns (4 rows of L per pooled row, the band's pooled rows 2 rows4 apart, nj blocks per row).
+// Input row rin's four vectors (columns 2j + 0..3: e[j0], o[j0], e[j0 + 1], o[j0 + 1]) are
+// blended by dx into the three columns 2j + dx + s, and two such rows by dy into the row
+// 2i + dy + r: 21 blends (which Zen 4 runs beside the multiply-adds) and 9 multiply-adds per
+// block, where the dense gradient (the four places with g masked) takes 36 multiply-adds.
+template <int Act, bool Next>
+__attribute__((always_inline)) inline void grad_channel(const float* ec, const float* oc, int64_t L,
+                                                        int64_t rows4, int64_t nrows, int64_t nj,
+                                                        int64_t qp, int64_t Q, __m512 slope,
+                                                        const float* gd, float* acc,
+                                                        const NextGrads& nx, LinePrefetch& pfx) {
+  __m512 a[9];
+#pragma GCC unroll 9
+  for (int t = 0; t < 9; ++t) a[t] = _mm512_loadu_ps(acc + 16 * t);
+  __m512 bsum = _mm512_setzero_ps();
+  if constexpr (Next) bsum = _mm512_loadu_ps(nx.bsum);
+  const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2);
+  for (int64_t i = 0; i < nrows; ++i) {
+    const float* er = ec + i * 2 * rows4;
+    const float* orow = oc + i * 2 * rows4;
+    for (int64_t jb = 0; jb < nj; ++jb, gd += 32) {
+      const __m512 g = _mm512_loadu_ps(gd);
+      const __m512i place = _mm512_loadu_si512(gd + 16);
+      const __mmask16 right = _mm512_test_epi32_mask(place, one);
+      const __mmask16 down = _mm512_test_epi32_mask(place, two);
+      const int64_t j0 = jb * 16;
+      if constexpr (Next) {
+        if (nx.pdy && i < nx.rows) {  // 64 bytes of each, a filter's time ahead
+          const int64_t at = (nx.b0 + i) * qp + j0;
+          _mm_prefetch(reinterpret_cast<const char*>(nx.pdy + at), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(nx.parg + at), _MM_HINT_T0);
+          if constexpr (Act != 0)
+            _mm_prefetch(reinterpret_cast<const char*>(nx.py + at), _MM_HINT_T0);
+        }
+        pfx.step();
+        if (i < nx.rows)  // the next band has as many rows or fewer
+          bsum = _mm512_add_ps(bsum, window_grads<Act>(nx.dy, nx.y, nx.arg, nx.b0 + i, j0, qp, Q,
+                                                       slope, nx.gd + (i * nj + jb) * 32));
+      }
+      __m512 h[2][3];  // input rows rin - 1 and rin at columns 2j + dx + s
+#pragma GCC unroll 4
+      for (int rin = 0; rin < 4; ++rin) {
+        __m512 v0 = _mm512_loadu_ps(er + rin * L + j0), v1 = _mm512_loadu_ps(orow + rin * L + j0),
+               v2 = _mm512_loadu_ps(er + rin * L + j0 + 1),
+               v3 = _mm512_loadu_ps(orow + rin * L + j0 + 1);
+        // In registers: GCC otherwise folds each load into the two blends that use it, as
+        // memory operands, and loads it twice (26 loads per block instead of 18).
+        __asm__("" : "+v"(v0), "+v"(v1), "+v"(v2), "+v"(v3));
+        __m512(&cur)[3] = h[rin & 1];
+        cur[0] = _mm512_mask_blend_ps(right, v0, v1);
+        cur[1] = _mm512_mask_blend_ps(right, v1, v2);
+        cur[2] = _mm512_mask_blend_ps(right, v2, v3);
+        if (rin >= 1) {
+          const __m512(&prev)[3] = h[(rin - 1) & 1];
+#pragma GCC unroll 3
+          for (int s = 0; s < 3; ++s)
+            a[3 * (rin - 1) + s] = _mm512_fmadd_ps(g, _mm512_mask_blend_ps(down, prev[s], cur[s]),
+                                                   a[3 * (rin - 1) + s]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 9
+  for (int t = 0; t < 9; ++t) _mm512_storeu_ps(acc + 16 * t, a[t]);
+  if constexpr (Next) _mm512_storeu_ps(nx.bsum, bsum);
 }
 
 template <int Act>
@@ -178,50 +309,65 @@ void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                float slope_f, const int32_t* arg, int64_t ldg, int64_t K, int64_t i0, int64_t i1,
                float* acc, float* scratch) {
   const int64_t Q = W - 2, qp = Q / 2, L = (qp + 15) / 16 * 16 + 16, nw = 9 * C + 1;
-  // All the rows first (4 per pooled row, as conv3x3_pool splits them; about 700 KB for a
-  // 224 x 224 x 3 image, in L2), then filter by filter: each filter's dy, y and argmaxes are then
-  // read in order, one stream each, where the filters' planes taken in turn per window block
-  // were 3 K streams that the prefetchers could not follow (2.5x slower).
+  const int64_t nj = (qp + 15) / 16;
+  // Bands of pooled rows (conv3x3_grad_band): the band's input rows split by column parity (4 per
+  // pooled row, as conv3x3_pool splits them; 8 rows, 110 KB, for a 224 x 224 x 3 image), then
+  // filter by filter, channel by channel, with the channel's 9 sums in registers over the whole
+  // band and the filter's gradients and argmax places (gd, 2 vectors per 16 windows) read from a
+  // buffer in L1. The next filter's gd is computed during the last channel. For every sum's lane
+  // the products come in the reference's order (pooled row, window).
   const int64_t rows4 = C * 4 * L;
-  for (int64_t i = i0; i < i1; ++i) {
-    float* e = scratch + (i - i0) * 2 * rows4;
-    split_rows(x, C, H, W, i, L, e, e + rows4);
-  }
+  const int64_t band = conv3x3_grad_band(C, W, i1 - i0);
+  float* gbuf[2] = {scratch + band * 2 * rows4, scratch + band * 2 * rows4 + band * nj * 32};
   const __m512 slope = _mm512_set1_ps(slope_f);
-  const __m512i two_lane =
-      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i one = _mm512_set1_epi32(1), qq = _mm512_set1_epi32(static_cast<int32_t>(Q)),
-                qq1 = _mm512_set1_epi32(static_cast<int32_t>(Q + 1));
-  for (int64_t k = 0; k < K; ++k) {
-    float* ak = acc + k * nw * 16;
-    for (int64_t i = i0; i < i1; ++i) {
-      const float* e = scratch + (i - i0) * 2 * rows4;
-      const float* o = e + rows4;
-      for (int64_t j0 = 0; j0 < qp; j0 += 16) {
-        const __mmask16 m = lanes(qp - j0);
-        const __m512i first =
-            _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * i * Q + 2 * j0)), two_lane);
-        const int64_t at = k * ldg + i * qp + j0;
-        __m512 g = _mm512_maskz_loadu_ps(m, dy + at);
-        if constexpr (Act != 0) {
-          const __mmask16 pos =
-              _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + at), _mm512_setzero_ps(), _CMP_GT_OQ);
-          g = Act == 1 ? _mm512_maskz_mov_ps(pos, g)
-                       : _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, g), g);
-        } else {
-          (void)slope;
-        }
-        const __m512i code = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, arg + at), first);
-        const __m512 gd[4] = {
-            _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, code, _mm512_setzero_si512()), g),
-            _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, code, one), g),
-            _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, code, qq), g),
-            _mm512_maskz_mov_ps(_mm512_mask_cmpeq_epi32_mask(m, code, qq1), g)};
-        for (int64_t c = 0; c < C; ++c)
-          grad_channel(e + c * 4 * L + j0, o + c * 4 * L + j0, L, gd, ak + 9 * c * 16);
-        float* ab = ak + 9 * C * 16;
-        _mm512_storeu_ps(ab, _mm512_add_ps(_mm512_loadu_ps(ab), g));
-      }
+  if (i0 >= i1) return;
+  {  // the first filter's gd for the first band
+    float* ab = acc + 9 * C * 16;
+    __m512 bsum = _mm512_loadu_ps(ab);
+    for (int64_t i = i0; i < i0 + band; ++i)
+      for (int64_t jb = 0; jb < nj; ++jb)
+        bsum = _mm512_add_ps(bsum, window_grads<Act>(dy, y, arg, i, jb * 16, qp, Q, slope,
+                                                     gbuf[0] + ((i - i0) * nj + jb) * 32));
+    _mm512_storeu_ps(ab, bsum);
+  }
+  int cur = 0;
+  for (int64_t b0 = i0; b0 < i1; b0 += band) {
+    const int64_t b1 = b0 + band < i1 ? b0 + band : i1;
+    for (int64_t i = b0; i < b1; ++i) {
+      float* e = scratch + (i - b0) * 2 * rows4;
+      split_rows(x, C, H, W, i, L, e, e + rows4);
+    }
+    // The next band's input rows, a line per block of the filters' last channel.
+    LinePrefetch pfx;
+    if (b1 < i1) {
+      const int64_t r0 = 2 * b1 + 2, r1 = 2 * (b1 + band) + 2 < H ? 2 * (b1 + band) + 2 : H;
+      for (int64_t c = 0; c < C; ++c) pfx.add(x + (c * H + r0) * W, (r1 - r0) * W * 4);
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      float* ak = acc + k * nw * 16;
+      const int64_t kn = k + 1 < K ? k + 1 : 0, bn = k + 1 < K ? b0 : b1;
+      const int64_t bnn = bn + band < i1 ? bn + band : i1;
+      const NextGrads nx{dy + kn * ldg,
+                         y + kn * ldg,
+                         arg + kn * ldg,
+                         bn,
+                         bnn - bn,
+                         gbuf[1 - cur],
+                         acc + (kn * nw + 9 * C) * 16,
+                         kn + 1 < K ? dy + (kn + 1) * ldg : nullptr,
+                         kn + 1 < K ? y + (kn + 1) * ldg : nullptr,
+                         kn + 1 < K ? arg + (kn + 1) * ldg : nullptr};
+      for (int64_t c = 0; c + 1 < C; ++c)
+        grad_channel<Act, false>(scratch + c * 4 * L, scratch + rows4 + c * 4 * L, L, rows4,
+                                 b1 - b0, nj, qp, Q, slope, gbuf[cur], ak + 9 * c * 16, nx, pfx);
+      const int64_t c = C - 1;
+      if (bn < i1)
+        grad_channel<Act, true>(scratch + c * 4 * L, scratch + rows4 + c * 4 * L, L, rows4, b1 - b0,
+                                nj, qp, Q, slope, gbuf[cur], ak + 9 * c * 16, nx, pfx);
+      else
+        grad_channel<Act, false>(scratch + c * 4 * L, scratch + rows4 + c * 4 * L, L, rows4,
+                                 b1 - b0, nj, qp, Q, slope, gbuf[cur], ak + 9 * c * 16, nx, pfx);
+      cur = 1 - cur;
     }
   }
 }
@@ -236,12 +382,26 @@ void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const
   const __m512 slope = _mm512_set1_ps(slope_f);
   for (int64_t i = i0; i < i1; ++i) {
     split_rows(x, C, H, W, i, L, e, o);
+    // The next pooled row's two new input rows of each channel, a line per block.
+    LinePrefetch pfx;
+    if (i + 1 < i1)
+      for (int64_t c = 0; c < C; ++c) pfx.add(x + (c * H + 2 * i + 4) * W, 2 * W * 4);
+    const bool ahead = i + 1 < i1;
     for (int64_t j0 = 0; j0 < qp; j0 += 16) {
       const int64_t nj = qp - j0 < 16 ? qp - j0 : 16;
       const auto m = static_cast<__mmask16>(nj == 16 ? 0xFFFFu : (1u << nj) - 1u);
       int64_t k0 = 0;
-      for (; k0 + 2 <= K; k0 += 2)
+      for (; k0 + 2 <= K; k0 += 2) {
         block<2, Act>(e, o, L, C, j0, w, k0, bias, slope, i, Q, qp, m, y, arg, ldy);
+        pfx.step();
+        if (ahead) {  // what the next row writes here, for writing (the stores then find it)
+          const int64_t at = k0 * ldy + (i + 1) * qp + j0;
+          _mm_prefetch(reinterpret_cast<const char*>(y + at), _MM_HINT_ET0);
+          _mm_prefetch(reinterpret_cast<const char*>(arg + at), _MM_HINT_ET0);
+          _mm_prefetch(reinterpret_cast<const char*>(y + at + ldy), _MM_HINT_ET0);
+          _mm_prefetch(reinterpret_cast<const char*>(arg + at + ldy), _MM_HINT_ET0);
+        }
+      }
       if (k0 < K) block<1, Act>(e, o, L, C, j0, w, k0, bias, slope, i, Q, qp, m, y, arg, ldy);
     }
   }

@@ -57,17 +57,13 @@ void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const fl
         const int64_t at = k * ldg + i * qp + j;
         float g = dy[at];
         if (act != 0 && !(y[at] > 0.0f)) g = act == 2 ? slope * g : 0.0f;
-        const int64_t place = arg[at] - (2 * i * Q + 2 * j);  // 0, 1, Q or Q + 1
+        const int64_t p = arg[at] / Q, q = arg[at] % Q;  // the argmax's conv position
         float* a = acc + k * nw * 16 + l;
         for (int64_t c = 0; c < C; ++c)
           for (int64_t r = 0; r < 3; ++r)
             for (int64_t s = 0; s < 3; ++s) {
               float& v = a[(9 * c + 3 * r + s) * 16];
-              for (int d = 0; d < 4; ++d) {  // the window's places in order; 0 g off the argmax
-                const int64_t pd = d / 2 * Q + d % 2;
-                const float gd = place == pd ? g : 0.0f;
-                v = std::fma(gd, x[(c * H + 2 * i + d / 2 + r) * W + 2 * j + d % 2 + s], v);
-              }
+              v = std::fma(g, x[(c * H + p + r) * W + q + s], v);
             }
         a[9 * C * 16] += g;
       }
