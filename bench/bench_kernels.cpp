@@ -10,6 +10,7 @@
 //   ./bench_kernels --benchmark_filter='avx512' --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -225,6 +226,37 @@ void run_direct(benchmark::State& state, const k::KernelTable* t, DirectCase dc,
       benchmark::Counter::kIsRate);
 }
 
+// The unpooled direct kernels (conv3x3, conv3x3_grad) on the same images, all conv rows.
+void run_direct_conv(benchmark::State& state, const k::KernelTable* t, DirectCase dc, bool grad) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  const int64_t P = dc.h - 2, Q = dc.w - 2, plane = P * Q, pairs = (P + 1) / 2;
+  imgsim::Tensor x(imgsim::Shape{dc.c * dc.h * dc.w}), w(imgsim::Shape{dc.k * dc.c * 9}),
+      b(imgsim::Shape{dc.k}), y(imgsim::Shape{dc.k * plane}), dy(imgsim::Shape{dc.k * plane}),
+      acc(imgsim::Shape{dc.k * (9 * dc.c + 1) * 16}),
+      scratch(imgsim::Shape{
+          std::max(k::conv3x3_pool_scratch(dc.c, dc.w), k::conv3x3_grad_scratch(dc.w))});
+  for (imgsim::Tensor* v : {&x, &w, &b, &dy})
+    for (int64_t i = 0; i < v->numel(); ++i) (*v)[i] = u(rng);
+  acc.fill(0.0f);
+  t->conv3x3(x.data(), dc.c, dc.h, dc.w, w.data(), b.data(), 1, 0.0f, dc.k, 0, pairs, y.data(),
+             plane, scratch.data());
+  for (auto _ : state) {
+    if (grad)
+      t->conv3x3_grad(x.data(), dc.c, dc.h, dc.w, dy.data(), y.data(), 1, 0.0f, plane, dc.k, 0, P,
+                      acc.data(), scratch.data());
+    else
+      t->conv3x3(x.data(), dc.c, dc.h, dc.w, w.data(), b.data(), 1, 0.0f, dc.k, 0, pairs, y.data(),
+                 plane, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(acc.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * double(dc.k * dc.c * 9 * plane) * double(state.iterations()),
+                         benchmark::Counter::kIsRate);
+}
+
 struct TransposeCase {
   const char* name;
   int64_t rows, cols, lda, ldt;
@@ -297,6 +329,13 @@ void register_all() {
         for (bool grad : {false, true}) {
           const std::string name = pre + (grad ? "conv3x3_pool_grad/" : "conv3x3_pool/") + dc.name;
           benchmark::RegisterBenchmark(name.c_str(), run_direct, t, dc, grad)
+              ->Unit(benchmark::kMicrosecond);
+        }
+    if (t->conv3x3 && t->conv3x3_grad)  // likewise
+      for (const DirectCase& dc : kDirect)
+        for (bool grad : {false, true}) {
+          const std::string name = pre + (grad ? "conv3x3_grad/" : "conv3x3/") + dc.name;
+          benchmark::RegisterBenchmark(name.c_str(), run_direct_conv, t, dc, grad)
               ->Unit(benchmark::kMicrosecond);
         }
   }

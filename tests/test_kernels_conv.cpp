@@ -565,6 +565,128 @@ TEST_CASE("conv3x3_pool: the fast versions equal the reference bit for bit", "[k
   if (detected_isa() == Isa::avx512) CHECK(fast == 1);
 }
 
+TEST_CASE("conv3x3: the fast versions equal the reference bit for bit", "[kernels][conv]") {
+  // The unpooled direct convolution: the reference sums with std::fma (c, r, s from 0), adds the
+  // bias, then the activation, as the im2col layer does. Odd and even conv rows and columns (a
+  // last row pair with one row, a last column pair with one column, column tails past 16 and
+  // 32), filter tails, every activation, with and without bias, a range of row pairs; the
+  // other rows keep their sentinels. One value against the formula in double.
+  std::mt19937 rng(18);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  struct Case {
+    int64_t c, h, w, k, i0, i1;
+    int act;
+    bool bias;
+  };
+  const Case cases[] = {{3, 9, 11, 5, 0, 4, 1, true},  {1, 28, 28, 32, 0, 13, 1, true},
+                        {2, 8, 40, 3, 1, 3, 2, false}, {3, 7, 37, 1, 0, 3, 0, true},
+                        {3, 11, 69, 4, 2, 5, 2, true}, {1, 5, 3, 2, 0, 2, 1, false},
+                        {3, 13, 36, 35, 1, 6, 1, true}};
+  int fast = 0;
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    if (!t.conv3x3) continue;
+    ++fast;
+    for (const Case& cs : cases) {
+      DYNAMIC_SECTION(to_string(isa)
+                      << " C=" << cs.c << " " << cs.h << "x" << cs.w << " K=" << cs.k << " pairs "
+                      << cs.i0 << ".." << cs.i1 << " act " << cs.act << (cs.bias ? " bias" : "")) {
+        std::vector<float> x(static_cast<size_t>(cs.c * cs.h * cs.w)),
+            w(static_cast<size_t>(cs.k * cs.c * 9)), b(static_cast<size_t>(cs.k));
+        for (float& v : x) v = normal(rng);
+        for (float& v : w) v = normal(rng);
+        for (float& v : b) v = normal(rng);
+        const int64_t P = cs.h - 2, Q = cs.w - 2, ldy = P * Q + 7;
+        const auto size = static_cast<size_t>(cs.k * ldy);
+        std::vector<float> want(size, kSentinel), got(size, kSentinel);
+        std::vector<float> scratch(static_cast<size_t>(conv3x3_pool_scratch(cs.c, cs.w)));
+        const float* bp = cs.bias ? b.data() : nullptr;
+        ref::conv3x3(x.data(), cs.c, cs.h, cs.w, w.data(), bp, cs.act, 0.1f, cs.k, cs.i0, cs.i1,
+                     want.data(), ldy, scratch.data());
+        t.conv3x3(x.data(), cs.c, cs.h, cs.w, w.data(), bp, cs.act, 0.1f, cs.k, cs.i0, cs.i1,
+                  got.data(), ldy, scratch.data());
+        for (std::size_t e = 0; e < size; ++e) REQUIRE(same_bits(got[e], want[e]));
+        const int64_t p0 = 2 * cs.i0, p1 = std::min(2 * cs.i1, P);
+        int64_t written = 0;
+        for (std::size_t e = 0; e < size; ++e) written += !same_bits(want[e], kSentinel);
+        REQUIRE(written == cs.k * (p1 - p0) * Q);
+        const int64_t kk = cs.k - 1, p = p1 - 1, q = Q - 1;
+        double z = cs.bias ? b[static_cast<size_t>(kk)] : 0.0;
+        for (int64_t c = 0; c < cs.c; ++c)
+          for (int64_t r = 0; r < 3; ++r)
+            for (int64_t s2 = 0; s2 < 3; ++s2)
+              z += double(w[static_cast<size_t>(((kk * cs.c + c) * 3 + r) * 3 + s2)]) *
+                   x[static_cast<size_t>((c * cs.h + p + r) * cs.w + q + s2)];
+        const double v = cs.act == 1 ? (z > 0 ? z : 0) : cs.act == 2 ? (z > 0 ? z : 0.1 * z) : z;
+        CHECK(std::fabs(double(want[static_cast<size_t>(kk * ldy + p * Q + q)]) - v) <=
+              1e-4 * (1 + std::fabs(v)));
+      }
+    }
+  }
+  if (detected_isa() == Isa::avx512) CHECK(fast == 1);
+}
+
+TEST_CASE("conv3x3_grad: the fast versions equal the reference bit for bit", "[kernels][conv]") {
+  // Random dy and y (y's sign decides act'), random starting partial sums; the reference adds in
+  // the same order with std::fma. Odd and even sizes (column tails), filter tails (K odd: the
+  // last filter alone), every activation, a range of conv rows over more than one band of
+  // kConv3x3GradRows. The lane sums against the formula in double.
+  std::mt19937 rng(19);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  struct Case {
+    int64_t c, h, w, k, p0, p1;
+    int act;
+  };
+  const Case cases[] = {{3, 9, 11, 5, 0, 7, 1},   {1, 28, 28, 32, 0, 26, 1},
+                        {2, 8, 40, 3, 1, 5, 2},   {3, 7, 37, 1, 0, 5, 0},
+                        {3, 30, 70, 4, 2, 27, 1}, {1, 12, 19, 7, 3, 10, 2}};
+  for (Isa isa : runnable_isas()) {
+    const KernelTable& t = table_for(isa);
+    if (!t.conv3x3_grad) continue;
+    for (const Case& cs : cases) {
+      DYNAMIC_SECTION(to_string(isa) << " C=" << cs.c << " " << cs.h << "x" << cs.w << " K=" << cs.k
+                                     << " rows " << cs.p0 << ".." << cs.p1 << " act " << cs.act) {
+        const int64_t P = cs.h - 2, Q = cs.w - 2, ldy = P * Q + 5, nw = 9 * cs.c + 1;
+        std::vector<float> x(static_cast<size_t>(cs.c * cs.h * cs.w)),
+            y(static_cast<size_t>(cs.k * ldy)), dy(y.size()),
+            acc0(static_cast<size_t>(cs.k * nw * 16));
+        for (std::vector<float>* v : {&x, &y, &dy, &acc0})
+          for (float& e : *v) e = normal(rng);
+        std::vector<float> scratch(static_cast<size_t>(conv3x3_grad_scratch(cs.w)));
+        std::vector<float> want = acc0, got = acc0;
+        ref::conv3x3_grad(x.data(), cs.c, cs.h, cs.w, dy.data(), y.data(), cs.act, 0.1f, ldy, cs.k,
+                          cs.p0, cs.p1, want.data(), scratch.data());
+        t.conv3x3_grad(x.data(), cs.c, cs.h, cs.w, dy.data(), y.data(), cs.act, 0.1f, ldy, cs.k,
+                       cs.p0, cs.p1, got.data(), scratch.data());
+        for (std::size_t e = 0; e < want.size(); ++e) REQUIRE(same_bits(got[e], want[e]));
+        for (int64_t k = 0; k < cs.k; ++k)
+          for (int64_t wi = 0; wi < nw; ++wi) {
+            double sum = 0, exact = 0, mag = 0;
+            for (int l = 0; l < 16; ++l) {
+              const auto e = static_cast<size_t>((k * nw + wi) * 16 + l);
+              sum += want[e];
+              exact += acc0[e];
+              mag += std::fabs(acc0[e]);
+            }
+            for (int64_t p = cs.p0; p < cs.p1; ++p)
+              for (int64_t q = 0; q < Q; ++q) {
+                const auto at = static_cast<size_t>(k * ldy + p * Q + q);
+                double g = dy[at];
+                if (cs.act != 0 && !(y[at] > 0.0f)) g = cs.act == 2 ? 0.1 * g : 0.0;
+                const int64_t c = wi / 9, r = wi % 9 / 3, s2 = wi % 3;
+                const double term =
+                    wi < nw - 1 ? g * x[static_cast<size_t>((c * cs.h + p + r) * cs.w + q + s2)]
+                                : g;
+                exact += term;
+                mag += std::fabs(term);
+              }
+            CHECK(std::fabs(sum - exact) <= 1e-5 * (1.0 + mag));
+          }
+      }
+    }
+  }
+}
+
 TEST_CASE("conv3x3_pool_grad: the fast versions equal the reference bit for bit",
           "[kernels][pool]") {
   // The pooled outputs and argmaxes come from ref::conv3x3_pool on the same image (argmaxes in
@@ -1407,4 +1529,66 @@ TEST_CASE("gemm_nt_small: every ISA agrees with the reference GEMM", "[kernels][
               }
           }
   }
+}
+
+TEST_CASE("Conv2D first layer: the direct 3x3 kernels against the im2col path", "[conv2d][conv]") {
+  // Where the ISA has conv3x3 and conv3x3_grad (AVX-512), a 3x3 valid stride-1 layer with few
+  // channels runs them (forward; dW and db without dx); forced onto im2col it runs the GEMMs. The
+  // forward sums are the same, so y is equal bit for bit; dW and db are summed in another order
+  // (16 lanes, then pairwise), so they agree within float reassociation, and with 1 and 2 threads
+  // bit for bit. Odd and even sizes, a filter tail, every activation the kernels take, with and
+  // without bias.
+  struct LayerCase {
+    int64_t n, c, h, w, k;
+    nn::Activation act;
+    bool bias;
+  };
+  const LayerCase cases[] = {{3, 3, 30, 26, 8, nn::Activation::relu, true},
+                             {2, 1, 29, 31, 5, nn::Activation::leaky_relu, true},
+                             {2, 2, 17, 40, 35, nn::Activation::linear, false}};
+  const int saved = num_threads();
+  for (const LayerCase& lc : cases)
+    DYNAMIC_SECTION(lc.n << " x " << lc.c << "x" << lc.h << "x" << lc.w << " -> " << lc.k) {
+      Rng rng(31);
+      nn::Conv2D conv(lc.k, {3, 3}, {.activation = lc.act, .use_bias = lc.bias});
+      conv.build(Shape{lc.c, lc.h, lc.w});
+      conv.init_params(rng);
+      if (lc.bias)
+        for (int64_t i = 0; i < conv.bias().numel(); ++i) conv.bias()[i] = 0.1f * rng.normal();
+      Tensor x(Shape{lc.n, lc.c, lc.h, lc.w});
+      for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+      Tensor dy(conv.output_shape().with_batch(lc.n));
+      for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = rng.normal();
+      auto run = [&](nn::detail::ConvAlgo algo, int threads) {
+        nn::detail::set_conv_algo(algo);
+        set_num_threads(threads);
+        Tensor y(dy.shape());
+        conv.forward(x, y, nn::Phase::train);
+        for (auto& p : conv.params()) p.grad->zero();
+        conv.backward(x, y, dy, nullptr);
+        std::vector<std::vector<float>> out{std::vector<float>(y.data(), y.data() + y.numel())};
+        for (auto& p : conv.params())
+          out.emplace_back(p.grad->data(), p.grad->data() + p.grad->numel());
+        nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
+        return out;
+      };
+      const auto direct = run(nn::detail::ConvAlgo::automatic, 1);
+      const auto lowered = run(nn::detail::ConvAlgo::im2col, 1);
+      const auto two = run(nn::detail::ConvAlgo::automatic, 2);
+      REQUIRE(direct.size() == lowered.size());
+      for (std::size_t e = 0; e < direct[0].size(); ++e)
+        REQUIRE(same_bits(direct[0][e], lowered[0][e]));
+      for (std::size_t t = 1; t < direct.size(); ++t) {
+        double d = 0, m = 0;
+        for (std::size_t e = 0; e < direct[t].size(); ++e) {
+          d = std::max(d, std::fabs(double(direct[t][e]) - lowered[t][e]));
+          m = std::max(m, std::fabs(double(lowered[t][e])));
+        }
+        CHECK(d <= 1e-5 * m);
+      }
+      for (std::size_t t = 0; t < direct.size(); ++t)
+        for (std::size_t e = 0; e < direct[t].size(); ++e)
+          REQUIRE(same_bits(direct[t][e], two[t][e]));
+    }
+  set_num_threads(saved);
 }

@@ -111,6 +111,30 @@ inline int64_t conv3x3_pool_scratch(int64_t C, int64_t W) {
   return C * 8 * ((W / 2 + 15) / 16 * 16 + 32);
 }
 
+// The same direct convolution without the pooling (a first layer followed by another
+// convolution): conv rows 2 i0 .. min(2 i1, P) - 1 of every filter, P = H - 2, all Q = W - 2
+// columns, y[k ldy + p Q + q] = act(z(k, p, q) + bias[k]) with z summed as above (the im2col
+// GEMM's sums, then bias, then activation: the unfused layer's output bit for bit). scratch:
+// conv3x3_pool_scratch(C, W) floats. Oracle: ref::conv3x3; null where conv3x3_pool is.
+using Conv3x3Fn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
+                           const float* bias, int act, float slope, int64_t K, int64_t i0,
+                           int64_t i1, float* y, int64_t ldy, float* scratch);
+
+// Its weight and bias gradients (a first layer: no data gradient): with dz = dy act'(y) at every
+// conv output (dy, y: planes of P x Q per filter, k-th at + k ldy),
+//   acc[(k (9 C + 1) + 9c + 3r + s) 16 + l] += dz(k, p, q) x[c][p + r][q + s],
+//   acc[(k (9 C + 1) + 9C) 16 + l] += dz(k, p, q)
+// over conv rows [p0, p1) and columns q = l (mod 16), one fused multiply-add each, in order of p
+// then q: 16 lanes of partial sums per weight, which the caller reduces. scratch:
+// conv3x3_grad_scratch(W) floats. Oracle: ref::conv3x3_grad (std::fma); null where conv3x3 is.
+using Conv3x3GradFn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                               const float* y, int act, float slope, int64_t ldy, int64_t K,
+                               int64_t p0, int64_t p1, float* acc, float* scratch);
+constexpr int64_t kConv3x3GradRows = 8;  // the fast versions' band of conv rows
+inline int64_t conv3x3_grad_scratch(int64_t W) {
+  return 2 * kConv3x3GradRows * ((W - 2 + 15) / 16) * 16;
+}
+
 // Its weight and bias gradients, for a first layer (no data gradient), also straight from the
 // image: with g = dy * act'(y) of each pooled output (act and act' as maxpool2x2 / unpool2x2)
 // and (p, q) = the conv position of its argmax arg[.] (a plane index p Q + q, in its window),
@@ -156,6 +180,8 @@ struct KernelTable {
   PoolScatterFn pool_scatter;
   ConvPool3x3Fn conv3x3_pool;           // null: no fast version (see above)
   ConvPool3x3GradFn conv3x3_pool_grad;  // likewise
+  Conv3x3Fn conv3x3;                    // likewise
+  Conv3x3GradFn conv3x3_grad;           // likewise
 };
 
 // The table for active_isa(); follows set_max_isa() (tables are static, one per ISA).
@@ -185,6 +211,12 @@ void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* 
 void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                        const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
                        int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch);
+void conv3x3(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
+             int act, float slope, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
+             float* scratch);
+void conv3x3_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
+                  int act, float slope, int64_t ldy, int64_t K, int64_t p0, int64_t p1, float* acc,
+                  float* scratch);
 }  // namespace ref
 
 // pool_scatter's filter layout from a convolution's (K, C, R, S) weights: wb[((cb * K + k) * R * S
@@ -230,6 +262,12 @@ void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* 
 void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                        const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
                        int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch);
+void conv3x3(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
+             int act, float slope, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
+             float* scratch);
+void conv3x3_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
+                  int act, float slope, int64_t ldy, int64_t K, int64_t p0, int64_t p1, float* acc,
+                  float* scratch);
 }  // namespace avx512
 
 // Convenience wrapper over table().sgemm.

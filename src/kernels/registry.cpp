@@ -75,16 +75,17 @@ const Tables& tables() {
         {{Isa::scalar, &portable::sgemm, portable::sgemm_name(), &portable::im2col_tile,
           &portable::col2im_tile_add, &ref::maxpool2x2, &ref::unpool2x2, &portable::wino_input,
           &portable::wino_output, &portable::wino_grad, &portable::gemm_nt_small, &ref::transpose,
-          &portable::gather_acc, &ref::scatter_axpy, &ref::pool_scatter, nullptr, nullptr},
+          &portable::gather_acc, &ref::scatter_axpy, &ref::pool_scatter, nullptr, nullptr, nullptr,
+          nullptr},
          {Isa::avx2, &avx2::sgemm, avx2::sgemm_name(), &avx2::im2col_tile, &avx2::col2im_tile_add,
           &avx2::maxpool2x2, &avx2::unpool2x2, &avx2::wino_input, &avx2::wino_output,
           &avx2::wino_grad, &avx2::gemm_nt_small, &avx2::transpose, &avx2::gather_acc,
-          &avx2::scatter_axpy, &avx2::pool_scatter, nullptr, nullptr},
+          &avx2::scatter_axpy, &avx2::pool_scatter, nullptr, nullptr, nullptr, nullptr},
          {Isa::avx512, &avx512::sgemm, avx512::sgemm_name(), &avx512::im2col_tile,
           &avx512::col2im_tile_add, &avx512::maxpool2x2, &avx512::unpool2x2, &avx512::wino_input,
           &avx512::wino_output, &avx512::wino_grad, &avx512::gemm_nt_small, &avx512::transpose,
           &avx512::gather_acc, &avx512::scatter_axpy, &avx512::pool_scatter, &avx512::conv3x3_pool,
-          &avx512::conv3x3_pool_grad}}};
+          &avx512::conv3x3_pool_grad, &avx512::conv3x3, &avx512::conv3x3_grad}}};
     if (!avx2::compiled() || !avx2::conv_compiled() || !avx2::pool_compiled() ||
         !avx2::sparse_compiled())
       r.by_isa[1] = r.by_isa[0];

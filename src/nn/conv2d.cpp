@@ -451,6 +451,35 @@ int act_code(Activation a) {
   return static_cast<int>(a);
 }
 
+// A first layer that the direct AVX-512 kernels (conv3x3, conv3x3_pool, conv3x3_pool_grad) can
+// run: a 3x3 filter, stride 1, no padding, few channels (C 9 <= kSmallCrs), an activation they
+// apply (linear, relu, leaky relu), and no algorithm forced.
+bool direct_3x3(const kernels::Im2colGeometry& g, Size2 kernel, const Conv2DOptions& opt) {
+  const bool act = opt.activation == Activation::linear || opt.activation == Activation::relu ||
+                   opt.activation == Activation::leaky_relu;
+  return act && kernel.h == 3 && kernel.w == 3 && opt.stride.h == 1 && opt.stride.w == 1 &&
+         g.pad_top == 0 && g.pad_left == 0 && g.channels * 9 <= kSmallCrs &&
+         detail::conv_algo() == detail::ConvAlgo::automatic;
+}
+
+// The direct first-layer gradients' 16 lanes of partial sums per weight and bias (kernels
+// conv3x3_grad, conv3x3_pool_grad: K filters of CRS + 1 vectors) summed pairwise into dW (K x CRS)
+// and db (K).
+void reduce_lanes(const float* acc, int64_t K, int64_t CRS, float* dw, float* db) {
+  const int64_t nw = CRS + 1;
+  for (int64_t kk = 0; kk < K; ++kk)
+    for (int64_t wi = 0; wi < nw; ++wi) {
+      float lane[16];
+      std::copy(acc + (kk * nw + wi) * 16, acc + (kk * nw + wi + 1) * 16, lane);
+      for (int h = 8; h >= 1; h /= 2)  // pairwise: lanes l and l + h
+        for (int l = 0; l < h; ++l) lane[l] += lane[l + h];
+      if (wi < CRS)
+        dw[kk * CRS + wi] = lane[0];
+      else
+        db[kk] = lane[0];
+    }
+}
+
 struct WinoPlan {
   int64_t c = 0, k = 0;
   int64_t xis = 0;            // products per tile: (m + 2)^2, 16 for F(2x2) and 36 for F(4x4)
@@ -1055,6 +1084,30 @@ void Conv2D::forward(const Tensor& x, Tensor& y, Phase phase) {
   const auto g = lowering(in_shape_, out_shape_, kernel_, opt_.stride, pt_, pl_);
   const int64_t n = x.dim(0);
   if (n == 0) return;
+  const kernels::KernelTable& kt = kernels::table();
+  if (kt.conv3x3 && direct_3x3(g, kernel_, opt_)) {
+    // A first layer straight from the image (kernel conv3x3): no im2col, each output written
+    // once. Tasks of kDirectRows row pairs of one image.
+    const int64_t C = g.channels, H = g.height, W = g.width, K = filters_, P = g.out_h, Q = g.out_w,
+                  pairs = ceil_div(P, 2);
+    const int64_t per_img = ceil_div(pairs, kDirectRows), tasks = n * per_img;
+    const int64_t scratch = round_up(kernels::conv3x3_pool_scratch(C, W), 16);
+    const int64_t workers = workers_for(tasks, 2.0 * double(K) * double(C * 9) * double(n * P * Q));
+    work_.resize(Shape{workers * scratch});
+    const float* w = weight_.data();
+    const float* b = opt_.use_bias ? bias_.data() : nullptr;
+    std::atomic<int64_t> next{0};
+    kernels::parallel_for(workers, [&](int64_t wk) {
+      float* sc = work_.data() + wk * scratch;
+      for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+        const int64_t im = t / per_img, i0 = t % per_img * kDirectRows;
+        kt.conv3x3(x.data() + im * C * H * W, C, H, W, w, b, act_code(opt_.activation),
+                   opt_.leaky_slope, K, i0, std::min(pairs, i0 + kDirectRows),
+                   y.data() + im * K * P * Q, P * Q, sc);
+      }
+    });
+    return;
+  }
   const int64_t per = phase == Phase::train ? n : 1;
   if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, per, false)) {
     wino_forward(g, filters_, tile, x, y, wino_filters(tile),
@@ -1068,7 +1121,6 @@ void Conv2D::forward(const Tensor& x, Tensor& y, Phase phase) {
   const int64_t tiles = ceil_div(pl.cols, tile);
   const int64_t workers = workers_for(tiles, 2.0 * double(pl.k) * double(pl.crs) * double(pl.cols));
   work_.resize(Shape{workers * pl.buf});  // reallocates only for a larger batch / thread count
-  const kernels::KernelTable& kt = kernels::table();
   const float* w = weight_.data();
   const float* b = opt_.use_bias ? bias_.data() : nullptr;
   std::atomic<int64_t> next{0};
@@ -1109,9 +1161,36 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
   const double flops =
       ((dx ? 2.0 : 0.0) + (weights ? 2.0 : 0.0)) * double(pl.k) * double(pl.crs) * double(pl.cols);
   const int64_t workers = workers_for(pl.groups, flops);
+  const kernels::KernelTable& kt = kernels::table();
+  if (!dx && kt.conv3x3_grad && direct_3x3(g, kernel_, opt_)) {
+    // A first layer's dW and db straight from the image and dz (kernel conv3x3_grad): per image
+    // group, 16 lanes of partial sums per weight, summed at the end of the group.
+    const int64_t C = g.channels, H = g.height, W = g.width, K = pl.k, CRS = pl.crs;
+    const int64_t accn = K * (CRS + 1) * 16,
+                  scratch = round_up(kernels::conv3x3_grad_scratch(W), 16);
+    work_.resize(Shape{workers * (accn + scratch) + pl.groups * pl.part});
+    float* parts = work_.data() + workers * (accn + scratch);
+    std::atomic<int64_t> next{0};
+    kernels::parallel_for(workers, [&](int64_t wk) {
+      float* acc = work_.data() + wk * (accn + scratch);
+      float* sc = acc + accn;
+      for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
+        float* dwg = parts + gi * pl.part;
+        std::fill(acc, acc + accn, 0.0f);
+        for (int64_t im = gi * n / pl.groups; im < (gi + 1) * n / pl.groups; ++im) {
+          const int64_t at = im * K * pl.pq;
+          kt.conv3x3_grad(x.data() + im * C * H * W, C, H, W, dy.data() + at, y.data() + at,
+                          act_code(opt_.activation), opt_.leaky_slope, pl.pq, K, 0, g.out_h, acc,
+                          sc);
+        }
+        reduce_lanes(acc, K, CRS, dwg, dwg + K * CRS);
+      }
+    });
+    add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
+    return;
+  }
   work_.resize(Shape{workers * pl.buf + pl.groups * pl.part});
   float* parts = work_.data() + workers * pl.buf;
-  const kernels::KernelTable& kt = kernels::table();
   const float* w = weight_.data();
   const int64_t K = pl.k, CRS = pl.crs;
   std::atomic<int64_t> next{0};
@@ -1271,9 +1350,7 @@ void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase
   const bool pool_act = opt_.activation == Activation::linear ||
                         opt_.activation == Activation::relu ||
                         opt_.activation == Activation::leaky_relu;
-  if (kt.conv3x3_pool && pool_act && kernel_.h == 3 && kernel_.w == 3 && opt_.stride.h == 1 &&
-      opt_.stride.w == 1 && pt_ == 0 && pl_ == 0 && g.channels * 9 <= kSmallCrs &&
-      detail::conv_algo() == detail::ConvAlgo::automatic) {
+  if (kt.conv3x3_pool && direct_3x3(g, kernel_, opt_)) {
     // A first layer straight from the image (kernel conv3x3_pool): no im2col, and the conv output
     // never leaves the registers. Tasks of kDirectRows pooled rows of one image.
     const int64_t C = g.channels, H = g.height, W = g.width, K = filters_;
@@ -1490,12 +1567,7 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
     add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
     return;
   }
-  const bool pool_act = opt_.activation == Activation::linear ||
-                        opt_.activation == Activation::relu ||
-                        opt_.activation == Activation::leaky_relu;
-  if (!dx && kt.conv3x3_pool_grad && pool_act && kernel_.h == 3 && kernel_.w == 3 &&
-      opt_.stride.h == 1 && opt_.stride.w == 1 && pt_ == 0 && pl_ == 0 && CRS <= kSmallCrs &&
-      detail::conv_algo() == detail::ConvAlgo::automatic) {
+  if (!dx && kt.conv3x3_pool_grad && direct_3x3(g, kernel_, opt_)) {
     // A first layer's dW and db straight from the image (kernel conv3x3_pool_grad): per image
     // group, 16 lanes of partial sums per weight, summed at the end of the group.
     const int64_t H = g.height, W = g.width, nw = CRS + 1, accn = K * nw * 16;
@@ -1515,17 +1587,7 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
           kt.conv3x3_pool_grad(x.data() + im * C * H * W, C, H, W, dyp.data() + at, yp.data() + at,
                                act, opt_.leaky_slope, argmax + at, plane, K, 0, pq0.pp, acc, sc);
         }
-        for (int64_t kk = 0; kk < K; ++kk)
-          for (int64_t wi = 0; wi < nw; ++wi) {
-            float lane[16];
-            std::copy(acc + (kk * nw + wi) * 16, acc + (kk * nw + wi + 1) * 16, lane);
-            for (int h = 8; h >= 1; h /= 2)  // pairwise: lanes l and l + h
-              for (int l = 0; l < h; ++l) lane[l] += lane[l + h];
-            if (wi < CRS)
-              dwg[kk * CRS + wi] = lane[0];
-            else
-              dbg[kk] = lane[0];
-          }
+        reduce_lanes(acc, K, CRS, dwg, dbg);
       }
     });
     add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);

@@ -82,13 +82,13 @@ __attribute__((always_inline)) inline void row_fma(const float* er, const float*
   if constexpr (RIN >= 1) fma_row<KN, 1, RIN - 1>(v0, v1, v2, v3, wc, wstride, acc);
 }
 
-// KN filters from k0, 16 windows from column j0 of pooled row i; e / o: even and odd columns of
-// the 4 input rows of each channel, row (c, r) at e + (c 4 + r) L.
-template <int KN, int Act>
-void block(const float* e, const float* o, int64_t L, int64_t C, int64_t j0, const float* w,
-           int64_t k0, const float* bias, __m512 slope, int64_t i, int64_t Q, int64_t qp,
-           __mmask16 m, float* y, int32_t* arg, int64_t ldy) {
-  __m512 acc[KN][2][2];
+// The conv outputs of KN filters from k0 at rows 2i, 2i + 1 (yo) and columns 2j, 2j + 1 (par) for
+// the 16 j from j0, into acc[kk][yo][par]; e / o: even and odd columns of the 4 input rows 2i ..
+// 2i + 3 of each channel, row (c, r) at e + (c 4 + r) L.
+template <int KN>
+__attribute__((always_inline)) inline void conv_pairs(const float* e, const float* o, int64_t L,
+                                                      int64_t C, int64_t j0, const float* w,
+                                                      int64_t k0, __m512 (&acc)[KN][2][2]) {
 #pragma GCC unroll 4
   for (int kk = 0; kk < KN; ++kk)
 #pragma GCC unroll 2
@@ -102,6 +102,15 @@ void block(const float* e, const float* o, int64_t L, int64_t C, int64_t j0, con
     row_fma<KN, 2>(ec + 2 * L, oc + 2 * L, wc, C * 9, acc);
     row_fma<KN, 3>(ec + 3 * L, oc + 3 * L, wc, C * 9, acc);
   }
+}
+
+// KN filters from k0, 16 windows from column j0 of pooled row i, pooled.
+template <int KN, int Act>
+void block(const float* e, const float* o, int64_t L, int64_t C, int64_t j0, const float* w,
+           int64_t k0, const float* bias, __m512 slope, int64_t i, int64_t Q, int64_t qp,
+           __mmask16 m, float* y, int32_t* arg, int64_t ldy) {
+  __m512 acc[KN][2][2];
+  conv_pairs<KN>(e, o, L, C, j0, w, k0, acc);
   // Window (0, 0), (0, 1), (1, 0), (1, 1): conv index (2i + yo) Q + 2j + par.
   const __m512i two_j = _mm512_add_epi32(
       _mm512_set1_epi32(static_cast<int32_t>(2 * j0)),
@@ -134,6 +143,34 @@ void block(const float* e, const float* o, int64_t L, int64_t C, int64_t j0, con
   }
 }
 
+// KN filters from k0, conv rows 2i and (if below P) 2i + 1, columns 2 j0 .. 2 j0 + 31 (those below
+// Q), not pooled: bias, activation, and the even and odd columns interleaved back in order.
+template <int KN, int Act>
+void block_conv(const float* e, const float* o, int64_t L, int64_t C, int64_t j0, const float* w,
+                int64_t k0, const float* bias, __m512 slope, int64_t i, int64_t P, int64_t Q,
+                float* y, int64_t ldy) {
+  __m512 acc[KN][2][2];
+  conv_pairs<KN>(e, o, L, C, j0, w, k0, acc);
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+  const __mmask16 m0 = lanes(Q - 2 * j0), m1 = lanes(Q - 2 * j0 - 16);
+#pragma GCC unroll 4
+  for (int kk = 0; kk < KN; ++kk) {
+    const __m512 b = _mm512_set1_ps(bias ? bias[k0 + kk] : 0.0f);
+#pragma GCC unroll 2
+    for (int yo = 0; yo < 2; ++yo) {
+      if (2 * i + yo >= P) break;
+      const __m512 ve =
+          activate<Act>(bias ? _mm512_add_ps(acc[kk][yo][0], b) : acc[kk][yo][0], slope);
+      const __m512 vo =
+          activate<Act>(bias ? _mm512_add_ps(acc[kk][yo][1], b) : acc[kk][yo][1], slope);
+      float* row = y + (k0 + kk) * ldy + (2 * i + yo) * Q + 2 * j0;
+      _mm512_mask_storeu_ps(row, m0, _mm512_permutex2var_ps(ve, lo, vo));
+      _mm512_mask_storeu_ps(row + 16, m1, _mm512_permutex2var_ps(ve, hi, vo));
+    }
+  }
+}
+
 // The four input rows 2i .. 2i + 3 of each channel split by column parity into e and o (row
 // (c, r) at + (4c + r) L, L floats, zero past W).
 void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int64_t L, float* e,
@@ -142,11 +179,13 @@ void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int6
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   for (int64_t c = 0; c < C; ++c)
     for (int64_t r = 0; r < 4; ++r) {
-      const float* src = x + (c * H + 2 * i + r) * W;
+      // (Row H, past the image, only for the unpooled conv of an odd number of rows: zeros.)
+      const bool in = 2 * i + r < H;
+      const float* src = x + (c * H + (in ? 2 * i + r : 0)) * W;
       float* er = e + (c * 4 + r) * L;
       float* orow = o + (c * 4 + r) * L;
       for (int64_t j = 0; j < L; j += 16) {  // 32 input floats, masked past W, per step
-        const int64_t left = W - 2 * j;
+        const int64_t left = in ? W - 2 * j : 0;
         const __m512 a = _mm512_maskz_loadu_ps(lanes(left), src + 2 * j);
         const __m512 b = _mm512_maskz_loadu_ps(lanes(left - 16), src + 2 * j + 16);
         _mm512_storeu_ps(er + j, _mm512_permutex2var_ps(a, even, b));
@@ -407,7 +446,160 @@ void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const
   }
 }
 
+// Conv row pairs [i0, i1), unpooled (kernels.hpp, conv3x3), prefetching as rows() does.
+template <int Act>
+void conv_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
+               float slope_f, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
+               float* scratch) {
+  const int64_t P = H - 2, Q = W - 2, qh = (Q + 1) / 2, L = (qh + 15) / 16 * 16 + 16;
+  float* e = scratch;
+  float* o = scratch + C * 4 * L;
+  const __m512 slope = _mm512_set1_ps(slope_f);
+  for (int64_t i = i0; i < i1; ++i) {
+    split_rows(x, C, H, W, i, L, e, o);
+    LinePrefetch pfx;
+    // The next pair, both rows inside; rows of 64 floats or more (short rows stay in cache,
+    // and at the bands' edges their lines are shared with the other thread's task: prefetched
+    // for writing, Fashion-MNIST's 26-float rows made 2 threads slower than 1).
+    const bool ahead = Q >= 64 && i + 1 < i1 && 2 * i + 3 < P;
+    if (ahead)
+      for (int64_t c = 0; c < C; ++c) pfx.add(x + (c * H + 2 * i + 4) * W, 2 * W * 4);
+    for (int64_t j0 = 0; j0 < qh; j0 += 16) {
+      int64_t k0 = 0;
+      for (; k0 + 2 <= K; k0 += 2) {
+        block_conv<2, Act>(e, o, L, C, j0, w, k0, bias, slope, i, P, Q, y, ldy);
+        pfx.step();
+        if (ahead) {  // the next pair's output lines here (inside its rows), for writing
+          const float* at = y + k0 * ldy + (2 * i + 2) * Q + 2 * j0;
+          const int64_t second = 2 * j0 + 16 < Q ? 16 : 0;
+          for (const float* r : {at, at + Q, at + ldy, at + ldy + Q})
+            for (int64_t h : {int64_t{0}, second})
+              _mm_prefetch(reinterpret_cast<const char*>(r + h), _MM_HINT_ET0);
+        }
+      }
+      if (k0 < K) block_conv<1, Act>(e, o, L, C, j0, w, k0, bias, slope, i, P, Q, y, ldy);
+    }
+  }
+}
+
+// dz = dy act'(y) of 16 conv outputs (masked by m), as window_grads computes g.
+template <int Act>
+__attribute__((always_inline)) inline __m512 conv_dz(const float* dy, const float* y, __mmask16 m,
+                                                     __m512 slope) {
+  __m512 g = _mm512_maskz_loadu_ps(m, dy);
+  if constexpr (Act != 0) {
+    const __mmask16 pos =
+        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y), _mm512_setzero_ps(), _CMP_GT_OQ);
+    g = Act == 1 ? _mm512_maskz_mov_ps(pos, g)
+                 : _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, g), g);
+  } else {
+    (void)y;
+    (void)slope;
+  }
+  return g;
+}
+
+// The unpooled weight gradient (kernels.hpp, conv3x3_grad). Bands of kConv3x3GradRows conv rows;
+// per band, two filters at a time: their dz for the band into scratch (bias sums on the way),
+// then channel by channel with the two filters' 9 sums each in registers (18), each input vector
+// x[c][p + r][q0 + s] loaded once for both: 9 loads and 2 dz loads per 18 multiply-adds. The next
+// pair's dy and y are prefetched meanwhile. Lanes past Q load zeros (masked), so nothing is read
+// past the image.
+template <int Act>
+void conv_grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                    const float* y, float slope_f, int64_t ldy, int64_t K, int64_t p0, int64_t p1,
+                    float* acc, float* scratch) {
+  const int64_t Q = W - 2, nq = (Q + 15) / 16, nw = 9 * C + 1;
+  const __m512 slope = _mm512_set1_ps(slope_f);
+  for (int64_t b0 = p0; b0 < p1; b0 += kConv3x3GradRows) {
+    const int64_t b1 = b0 + kConv3x3GradRows < p1 ? b0 + kConv3x3GradRows : p1;
+    for (int64_t k0 = 0; k0 < K; k0 += 2) {
+      const int kn = K - k0 >= 2 ? 2 : 1;
+      // dz of the band, filter kk's at scratch + kk kConv3x3GradRows nq 16.
+      for (int kk = 0; kk < kn; ++kk) {
+        float* ab = acc + ((k0 + kk) * nw + 9 * C) * 16;
+        __m512 bsum = _mm512_loadu_ps(ab);
+        float* dz = scratch + kk * kConv3x3GradRows * nq * 16;
+        for (int64_t p = b0; p < b1; ++p)
+          for (int64_t qb = 0; qb < nq; ++qb, dz += 16) {
+            const int64_t at = (k0 + kk) * ldy + p * Q + qb * 16;
+            const __m512 g = conv_dz<Act>(dy + at, y + at, lanes(Q - qb * 16), slope);
+            _mm512_storeu_ps(dz, g);
+            bsum = _mm512_add_ps(bsum, g);
+          }
+        _mm512_storeu_ps(ab, bsum);
+      }
+      const bool ahead = k0 + 2 < K;
+      for (int64_t c = 0; c < C; ++c) {
+        __m512 a0[9], a1[9];
+        float* acc0 = acc + (k0 * nw + 9 * c) * 16;
+        float* acc1 = acc0 + nw * 16;
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; ++t) {
+          a0[t] = _mm512_loadu_ps(acc0 + 16 * t);
+          a1[t] = kn == 2 ? _mm512_loadu_ps(acc1 + 16 * t) : _mm512_setzero_ps();
+        }
+        const float* dz0 = scratch;
+        const float* dz1 = scratch + kConv3x3GradRows * nq * 16;
+        for (int64_t p = b0; p < b1; ++p) {
+          const float* xr = x + (c * H + p) * W;
+          for (int64_t qb = 0; qb < nq; ++qb, dz0 += 16, dz1 += 16) {
+            const int64_t q0 = qb * 16;
+            if (ahead && c == 0) {  // the next pair's dy and y here
+              const int64_t at = (k0 + 2) * ldy + p * Q + q0;
+              _mm_prefetch(reinterpret_cast<const char*>(dy + at), _MM_HINT_T0);
+              _mm_prefetch(reinterpret_cast<const char*>(dy + at + ldy), _MM_HINT_T0);
+              if constexpr (Act != 0) {
+                _mm_prefetch(reinterpret_cast<const char*>(y + at), _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(y + at + ldy), _MM_HINT_T0);
+              }
+            }
+            const __mmask16 m = lanes(Q - q0);
+            const __m512 g0 = _mm512_loadu_ps(dz0), g1 = _mm512_loadu_ps(dz1);
+#pragma GCC unroll 3
+            for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 3
+              for (int s = 0; s < 3; ++s) {
+                __m512 v = _mm512_maskz_loadu_ps(m, xr + r * W + q0 + s);
+                __asm__("" : "+v"(v));  // loaded once for both filters (see grad_channel)
+                a0[3 * r + s] = _mm512_fmadd_ps(g0, v, a0[3 * r + s]);
+                a1[3 * r + s] = _mm512_fmadd_ps(g1, v, a1[3 * r + s]);
+              }
+          }
+        }
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; ++t) {
+          _mm512_storeu_ps(acc0 + 16 * t, a0[t]);
+          if (kn == 2) _mm512_storeu_ps(acc1 + 16 * t, a1[t]);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void conv3x3_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
+                  int act, float slope, int64_t ldy, int64_t K, int64_t p0, int64_t p1, float* acc,
+                  float* scratch) {
+  if (act == 1)
+    conv_grad_rows<1>(x, C, H, W, dy, y, slope, ldy, K, p0, p1, acc, scratch);
+  else if (act == 2)
+    conv_grad_rows<2>(x, C, H, W, dy, y, slope, ldy, K, p0, p1, acc, scratch);
+  else
+    conv_grad_rows<0>(x, C, H, W, dy, y, slope, ldy, K, p0, p1, acc, scratch);
+}
+
+void conv3x3(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
+             int act, float slope, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
+             float* scratch) {
+  if (act == 1)
+    conv_rows<1>(x, C, H, W, w, bias, slope, K, i0, i1, y, ldy, scratch);
+  else if (act == 2)
+    conv_rows<2>(x, C, H, W, w, bias, slope, K, i0, i1, y, ldy, scratch);
+  else
+    conv_rows<0>(x, C, H, W, w, bias, slope, K, i0, i1, y, ldy, scratch);
+}
 
 void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                   const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
@@ -432,6 +624,18 @@ void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const fl
 }
 
 #else  // this build cannot compile AVX-512 code; the registry never selects it
+
+void conv3x3_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
+                  int act, float slope, int64_t ldy, int64_t K, int64_t p0, int64_t p1, float* acc,
+                  float* scratch) {
+  ref::conv3x3_grad(x, C, H, W, dy, y, act, slope, ldy, K, p0, p1, acc, scratch);
+}
+
+void conv3x3(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
+             int act, float slope, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
+             float* scratch) {
+  ref::conv3x3(x, C, H, W, w, bias, act, slope, K, i0, i1, y, ldy, scratch);
+}
 
 void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                   const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,

@@ -70,4 +70,41 @@ void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const fl
     }
 }
 
+void conv3x3(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
+             int act, float slope, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
+             float* /*scratch*/) {
+  const int64_t P = H - 2, Q = W - 2, p1 = 2 * i1 < P ? 2 * i1 : P;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t p = 2 * i0; p < p1; ++p)
+      for (int64_t q = 0; q < Q; ++q) {
+        float z = 0.0f;
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t r = 0; r < 3; ++r)
+            for (int64_t s = 0; s < 3; ++s)
+              z = std::fma(w[((k * C + c) * 3 + r) * 3 + s], x[(c * H + p + r) * W + q + s], z);
+        y[k * ldy + p * Q + q] = act_value(bias ? z + bias[k] : z, act, slope);
+      }
+}
+
+void conv3x3_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
+                  int act, float slope, int64_t ldy, int64_t K, int64_t p0, int64_t p1, float* acc,
+                  float* /*scratch*/) {
+  const int64_t Q = W - 2, nw = 9 * C + 1;
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t q = 0; q < Q; ++q)
+      for (int64_t k = 0; k < K; ++k) {
+        const int64_t at = k * ldy + p * Q + q;
+        float g = dy[at];
+        if (act != 0 && !(y[at] > 0.0f)) g = act == 2 ? slope * g : 0.0f;
+        float* a = acc + k * nw * 16 + q % 16;
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t r = 0; r < 3; ++r)
+            for (int64_t s = 0; s < 3; ++s) {
+              float& v = a[(9 * c + 3 * r + s) * 16];
+              v = std::fma(g, x[(c * H + p + r) * W + q + s], v);
+            }
+        a[9 * C * 16] += g;
+      }
+}
+
 }  // namespace imgsim::kernels::ref
