@@ -194,6 +194,23 @@ void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int6
     }
 }
 
+// g = dy act'(y) of 16 outputs (0 where m is clear).
+template <int Act>
+__attribute__((always_inline)) inline __m512 conv_dz(const float* dy, const float* y, __mmask16 m,
+                                                     __m512 slope) {
+  __m512 g = _mm512_maskz_loadu_ps(m, dy);
+  if constexpr (Act != 0) {
+    const __mmask16 pos =
+        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y), _mm512_setzero_ps(), _CMP_GT_OQ);
+    g = Act == 1 ? _mm512_maskz_mov_ps(pos, g)
+                 : _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, g), g);
+  } else {
+    (void)y;
+    (void)slope;
+  }
+  return g;
+}
+
 // The gradients of 16 windows from column j0 of pooled row i of one filter (dy, y, arg at its
 // plane): g = dy act'(y) (0 past qp) and the argmax's place in the window as dx + 2 dy (0..3),
 // stored as two vectors at gd. Returns g.
@@ -207,16 +224,7 @@ __attribute__((always_inline)) inline __m512 window_grads(const float* dy, const
       _mm512_set1_epi32(static_cast<int32_t>(2 * i * Q + 2 * j0)),
       _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30));
   const int64_t at = i * qp + j0;
-  __m512 g = _mm512_maskz_loadu_ps(m, dy + at);
-  if constexpr (Act != 0) {
-    const __mmask16 pos =
-        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y + at), _mm512_setzero_ps(), _CMP_GT_OQ);
-    g = Act == 1 ? _mm512_maskz_mov_ps(pos, g)
-                 : _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, g), g);
-  } else {
-    (void)y;
-    (void)slope;
-  }
+  const __m512 g = conv_dz<Act>(dy + at, y + at, m, slope);
   // code = 0, 1, Q or Q + 1: the place (0, 0), (0, 1), (1, 0) or (1, 1)
   const __m512i code = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, arg + at), first);
   const auto q = static_cast<int32_t>(Q);
@@ -480,23 +488,6 @@ void conv_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, 
       if (k0 < K) block_conv<1, Act>(e, o, L, C, j0, w, k0, bias, slope, i, P, Q, y, ldy);
     }
   }
-}
-
-// dz = dy act'(y) of 16 conv outputs (masked by m), as window_grads computes g.
-template <int Act>
-__attribute__((always_inline)) inline __m512 conv_dz(const float* dy, const float* y, __mmask16 m,
-                                                     __m512 slope) {
-  __m512 g = _mm512_maskz_loadu_ps(m, dy);
-  if constexpr (Act != 0) {
-    const __mmask16 pos =
-        _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(m, y), _mm512_setzero_ps(), _CMP_GT_OQ);
-    g = Act == 1 ? _mm512_maskz_mov_ps(pos, g)
-                 : _mm512_mask_blend_ps(pos, _mm512_mul_ps(slope, g), g);
-  } else {
-    (void)y;
-    (void)slope;
-  }
-  return g;
 }
 
 // The unpooled weight gradient (kernels.hpp, conv3x3_grad). Bands of kConv3x3GradRows conv rows;
