@@ -12,10 +12,12 @@
 //
 // Names: layer/<model>_<layer>/<pass>/<isa>[/threads:2]. The plain names run on one thread and
 // report rates over CPU time (least disturbed by other processes); threads:2 runs the pool with
-// two threads and reports rates over wall time.
+// two threads and reports rates over wall time. proc_cpu_ms is the process's CPU time per call,
+// all threads: on threads:2 against the plain entry, the work threading adds.
 //
 //   bench_layers --benchmark_filter='seed_conv2/.*/avx512$' --benchmark_min_time=1
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -98,6 +100,23 @@ void fill(Tensor& t, Rng& rng, float lo, float hi) {
 }
 
 // Sets the counters for `flops` per iteration.
+// CPU time of the whole process (every thread), in milliseconds.
+double process_cpu_ms() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return 1e3 * (double(u.ru_utime.tv_sec + u.ru_stime.tv_sec)) +
+         1e-3 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// "proc_cpu_ms": the process's CPU time per call, all threads (the pool's threads block when
+// idle, so waiting is not counted). On 2 threads, against the 1-thread time, it tells the work
+// that threading adds apart from the wall time, which on a shared machine also depends on when
+// the second vCPU is free.
+void set_process_cpu(benchmark::State& state, double cpu0) {
+  if (state.iterations() > 0)
+    state.counters["proc_cpu_ms"] = (process_cpu_ms() - cpu0) / double(state.iterations());
+}
+
 void set_rates(benchmark::State& state, double flops) {
   if (flops <= 0) return;
   state.counters["FLOP/s"] =
@@ -124,6 +143,7 @@ void run_pair(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int thre
   // A model's first layer (3 or 1 channels) computes no dx; the later pairs do.
   const bool with_dx = c.in[0] > 3;
   Tensor dx(with_dx ? x.shape() : Shape{0});
+  const double cpu0 = process_cpu_ms();
   for (auto _ : state) {
     if (pass == Pass::fwd) {
       m.forward(x, Phase::train);
@@ -134,6 +154,7 @@ void run_pair(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int thre
   }
   const Shape conv_out = m.layer(0).output_shape();
   const double macs = double(c.n) * double(conv_out.numel()) * double(c.in[0]) * 9.0;
+  set_process_cpu(state, cpu0);
   set_rates(state, pass == Pass::fwd || !with_dx ? 2.0 * macs : 4.0 * macs);
   set_num_threads(saved);
 }
@@ -171,6 +192,7 @@ void run(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int threads) 
   }
   // The first layer of a model never computes dx: its backward-data entry is skipped by the
   // registration, not here.
+  const double cpu0 = process_cpu_ms();
   for (auto _ : state) {
     switch (pass) {
       case Pass::fwd:
@@ -188,6 +210,7 @@ void run(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int threads) 
     }
     benchmark::ClobberMemory();
   }
+  set_process_cpu(state, cpu0);
   set_rates(state, flops);
   set_num_threads(saved);
 }
