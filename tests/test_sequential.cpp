@@ -1,5 +1,6 @@
 // Sequential: shape inference, training, determinism, buffer planning, prediction.
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <sstream>
@@ -7,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "alloc_counter.hpp"
+#include "core/memory.hpp"
 #include "imgsim/error.hpp"
 #include "imgsim/nn/layers.hpp"
 #include "imgsim/nn/sequential.hpp"
@@ -211,6 +213,31 @@ TEST_CASE("Training steps allocate nothing once buffers are planned", "[sequenti
   const auto b = imgsim::testing::allocations_during([&] { m.train_step(xs, ys); });
   CHECK(b.tensors == 0);
   CHECK(b.news == 0);
+}
+
+TEST_CASE("Large buffers are whole huge pages; tensors are aligned and zeroed", "[memory]") {
+  // core/memory.hpp: from 2 MiB on, 2 MiB-aligned (so the kernel can back them with huge
+  // pages), below it 64-byte aligned; a Tensor of either size starts zeroed and writable to its
+  // end.
+  using imgsim::detail::allocate_large;
+  using imgsim::detail::kHugePage;
+  for (const std::size_t bytes : {std::size_t{100}, kHugePage - 4, kHugePage, 3 * kHugePage + 12}) {
+    void* p = allocate_large(bytes);
+    REQUIRE(p != nullptr);
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    CHECK(a % 64 == 0);
+    if (bytes >= kHugePage) CHECK(a % kHugePage == 0);
+    static_cast<unsigned char*>(p)[bytes - 1] = 1;  // the last byte is ours
+    std::free(p);
+  }
+  for (const int64_t n : {int64_t{1000}, int64_t{3} << 19}) {  // 4 KB and 6 MiB of floats
+    Tensor t(Shape{n});
+    CHECK(reinterpret_cast<std::uintptr_t>(t.data()) % Tensor::kAlignment == 0);
+    bool zero = true;
+    for (int64_t i = 0; i < n; ++i) zero = zero && t[i] == 0.0f;
+    CHECK(zero);
+    t[n - 1] = 1.0f;
+  }
 }
 
 TEST_CASE("predict equals batched inference and keeps no training buffers", "[sequential]") {
