@@ -468,7 +468,7 @@ void conv_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, 
     LinePrefetch pfx;
     // The next pair, both rows inside; rows of 64 floats or more (short rows stay in cache,
     // and at the bands' edges their lines are shared with the other thread's task: prefetched
-    // for writing, Fashion-MNIST's 26-float rows made 2 threads slower than 1).
+    // for writing, Fashion-MNIST's 26-float rows left 2 threads no faster than 1).
     const bool ahead = Q >= 64 && i + 1 < i1 && 2 * i + 3 < P;
     if (ahead)
       for (int64_t c = 0; c < C; ++c) pfx.add(x + (c * H + 2 * i + 4) * W, 2 * W * 4);
