@@ -40,6 +40,52 @@ bool same_bits(float a, float b) {
   return std::memcmp(&a, &b, sizeof a) == 0;
 }
 
+// The direct first-layer kernels' formulas in double (activation codes 0 linear, 1 relu, 2 leaky
+// relu with slope 0.1): filter k's output at conv position (p, q) of a C x H x W image, bias (or
+// null) added and activation applied; and a gradient dy act'(y).
+double conv_formula(const std::vector<float>& x, const std::vector<float>& w, const float* bias,
+                    int64_t C, int64_t H, int64_t W, int64_t k, int64_t p, int64_t q, int act) {
+  double z = bias ? bias[k] : 0.0;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t s = 0; s < 3; ++s)
+        z += double(w[static_cast<size_t>(((k * C + c) * 3 + r) * 3 + s)]) *
+             x[static_cast<size_t>((c * H + p + r) * W + q + s)];
+  return act == 1 ? (z > 0 ? z : 0) : act == 2 ? (z > 0 ? z : 0.1 * z) : z;
+}
+double grad_formula(float dy, float y, int act) {
+  return act != 0 && !(y > 0.0f) ? (act == 2 ? 0.1 * dy : 0.0) : dy;
+}
+
+// The direct gradients leave 16 lanes of partial sums per weight (9 C, then the bias) and filter:
+// for each, the lanes of got must sum to those of acc0 plus the formula's terms, within 1e-5 of
+// the magnitudes. each(k, f) calls f(g, p, q) for every output filter k takes a product of: its
+// gradient g and the conv position (p, q) of its patch.
+template <class Each>
+void check_lane_sums(const std::vector<float>& acc0, const std::vector<float>& got,
+                     const std::vector<float>& x, int64_t C, int64_t H, int64_t W, int64_t K,
+                     Each each) {
+  const int64_t nw = 9 * C + 1;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t wi = 0; wi < nw; ++wi) {
+      double sum = 0, exact = 0, mag = 0;
+      for (int l = 0; l < 16; ++l) {
+        const auto e = static_cast<size_t>((k * nw + wi) * 16 + l);
+        sum += got[e];
+        exact += acc0[e];
+        mag += std::fabs(acc0[e]);
+      }
+      const int64_t c = wi / 9, r = wi % 9 / 3, s = wi % 3;
+      each(k, [&](double g, int64_t p, int64_t q) {
+        const double term =
+            wi < nw - 1 ? g * x[static_cast<size_t>((c * H + p + r) * W + q + s)] : g;
+        exact += term;
+        mag += std::fabs(term);
+      });
+      CHECK(std::fabs(sum - exact) <= 1e-5 * (1.0 + mag));
+    }
+}
+
 // Geometries: channels, height, width, kernel, stride, top/left pad, output size (bottom/right
 // padding implied), including padded, strided, 1x1 and single-row/column outputs.
 struct Geo {
@@ -543,13 +589,7 @@ TEST_CASE("conv3x3_pool: the fast versions equal the reference bit for bit", "[k
         int64_t at = -1;
         for (int d = 0; d < 4; ++d) {
           const int64_t p = 2 * i + d / 2, q = 2 * j + d % 2;
-          double z = cs.bias ? b[static_cast<size_t>(kk)] : 0.0;
-          for (int64_t c = 0; c < cs.c; ++c)
-            for (int64_t r = 0; r < 3; ++r)
-              for (int64_t s2 = 0; s2 < 3; ++s2)
-                z += double(w[static_cast<size_t>(((kk * cs.c + c) * 3 + r) * 3 + s2)]) *
-                     x[static_cast<size_t>((c * cs.h + p + r) * cs.w + q + s2)];
-          const double v = cs.act == 1 ? (z > 0 ? z : 0) : cs.act == 2 ? (z > 0 ? z : 0.1 * z) : z;
+          const double v = conv_formula(x, w, bp, cs.c, cs.h, cs.w, kk, p, q, cs.act);
           if (at < 0 || v > best + 1e-4) {
             best = v;
             at = p * Q + q;
@@ -611,13 +651,7 @@ TEST_CASE("conv3x3: the fast versions equal the reference bit for bit", "[kernel
         for (std::size_t e = 0; e < size; ++e) written += !same_bits(want[e], kSentinel);
         REQUIRE(written == cs.k * (p1 - p0) * Q);
         const int64_t kk = cs.k - 1, p = p1 - 1, q = Q - 1;
-        double z = cs.bias ? b[static_cast<size_t>(kk)] : 0.0;
-        for (int64_t c = 0; c < cs.c; ++c)
-          for (int64_t r = 0; r < 3; ++r)
-            for (int64_t s2 = 0; s2 < 3; ++s2)
-              z += double(w[static_cast<size_t>(((kk * cs.c + c) * 3 + r) * 3 + s2)]) *
-                   x[static_cast<size_t>((c * cs.h + p + r) * cs.w + q + s2)];
-        const double v = cs.act == 1 ? (z > 0 ? z : 0) : cs.act == 2 ? (z > 0 ? z : 0.1 * z) : z;
+        const double v = conv_formula(x, w, bp, cs.c, cs.h, cs.w, kk, p, q, cs.act);
         CHECK(std::fabs(double(want[static_cast<size_t>(kk * ldy + p * Q + q)]) - v) <=
               1e-4 * (1 + std::fabs(v)));
       }
@@ -659,29 +693,13 @@ TEST_CASE("conv3x3_grad: the fast versions equal the reference bit for bit", "[k
         t.conv3x3_grad(x.data(), cs.c, cs.h, cs.w, dy.data(), y.data(), cs.act, 0.1f, ldy, cs.k,
                        cs.p0, cs.p1, got.data(), scratch.data());
         for (std::size_t e = 0; e < want.size(); ++e) REQUIRE(same_bits(got[e], want[e]));
-        for (int64_t k = 0; k < cs.k; ++k)
-          for (int64_t wi = 0; wi < nw; ++wi) {
-            double sum = 0, exact = 0, mag = 0;
-            for (int l = 0; l < 16; ++l) {
-              const auto e = static_cast<size_t>((k * nw + wi) * 16 + l);
-              sum += want[e];
-              exact += acc0[e];
-              mag += std::fabs(acc0[e]);
+        check_lane_sums(acc0, want, x, cs.c, cs.h, cs.w, cs.k, [&](int64_t k, auto&& f) {
+          for (int64_t p = cs.p0; p < cs.p1; ++p)
+            for (int64_t q = 0; q < Q; ++q) {
+              const auto at = static_cast<size_t>(k * ldy + p * Q + q);
+              f(grad_formula(dy[at], y[at], cs.act), p, q);
             }
-            for (int64_t p = cs.p0; p < cs.p1; ++p)
-              for (int64_t q = 0; q < Q; ++q) {
-                const auto at = static_cast<size_t>(k * ldy + p * Q + q);
-                double g = dy[at];
-                if (cs.act != 0 && !(y[at] > 0.0f)) g = cs.act == 2 ? 0.1 * g : 0.0;
-                const int64_t c = wi / 9, r = wi % 9 / 3, s2 = wi % 3;
-                const double term =
-                    wi < nw - 1 ? g * x[static_cast<size_t>((c * cs.h + p + r) * cs.w + q + s2)]
-                                : g;
-                exact += term;
-                mag += std::fabs(term);
-              }
-            CHECK(std::fabs(sum - exact) <= 1e-5 * (1.0 + mag));
-          }
+        });
       }
     }
   }
@@ -732,33 +750,16 @@ TEST_CASE("conv3x3_pool_grad: the fast versions equal the reference bit for bit"
                             arg.data(), ldg, cs.k, cs.i0, cs.i1, got.data(), scratch.data());
         for (std::size_t e = 0; e < want.size(); ++e) REQUIRE(same_bits(got[e], want[e]));
         // Lanes summed against the formula, in double.
-        for (int64_t k = 0; k < cs.k; ++k)
-          for (int64_t wi = 0; wi < nw; ++wi) {
-            double sum = 0, start = 0, mag = 0;
-            for (int l = 0; l < 16; ++l) {
-              sum += want[static_cast<size_t>((k * nw + wi) * 16 + l)];
-              start += acc0[static_cast<size_t>((k * nw + wi) * 16 + l)];
-              mag += std::fabs(acc0[static_cast<size_t>((k * nw + wi) * 16 + l)]);
+        check_lane_sums(acc0, want, x, cs.c, cs.h, cs.w, cs.k, [&](int64_t k, auto&& f) {
+          for (int64_t i = cs.i0; i < cs.i1; ++i)
+            for (int64_t j = 0; j < qp; ++j) {
+              const auto at = static_cast<size_t>(k * ldg + i * qp + j);
+              const int64_t p = arg[at] / Q, q = arg[at] % Q;
+              REQUIRE(p / 2 == i);
+              REQUIRE(q / 2 == j);
+              f(grad_formula(dy[at], y[at], cs.act), p, q);
             }
-            double exact = start;
-            for (int64_t i = cs.i0; i < cs.i1; ++i)
-              for (int64_t j = 0; j < qp; ++j) {
-                const auto at = static_cast<size_t>(k * ldg + i * qp + j);
-                double g = dy[at];
-                if (cs.act != 0 && !(y[at] > 0.0f)) g = cs.act == 2 ? 0.1 * g : 0.0;
-                double term = g;
-                if (wi < nw - 1) {
-                  const int64_t c = wi / 9, r = wi % 9 / 3, s2 = wi % 3;
-                  const int64_t p = arg[at] / Q, q = arg[at] % Q;
-                  REQUIRE(p / 2 == i);
-                  REQUIRE(q / 2 == j);
-                  term = g * x[static_cast<size_t>((c * cs.h + p + r) * cs.w + q + s2)];
-                }
-                exact += term;
-                mag += std::fabs(term);
-              }
-            CHECK(std::fabs(sum - exact) <= 1e-5 * (1.0 + mag));
-          }
+        });
       }
     }
   }

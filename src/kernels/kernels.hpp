@@ -205,18 +205,7 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
                   const int64_t* seg, int64_t nseg, int64_t n, float* x);
 void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
                   const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x);
-void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
-                  const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
-                  float* y, int32_t* arg, int64_t ldy, float* scratch);
-void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
-                       const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
-                       int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch);
-void conv3x3(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
-             int act, float slope, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
-             float* scratch);
-void conv3x3_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
-                  int act, float slope, int64_t ldy, int64_t K, int64_t p0, int64_t p1, float* acc,
-                  float* scratch);
+#include "kernels/direct_kernels.inc"
 }  // namespace ref
 
 // pool_scatter's filter layout from a convolution's (K, C, R, S) weights: wb[((cb * K + k) * R * S
@@ -255,19 +244,8 @@ namespace avx2 {
 #include "kernels/isa_kernels.inc"
 }  // namespace avx2
 namespace avx512 {
+#include "kernels/direct_kernels.inc"
 #include "kernels/isa_kernels.inc"
-void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
-                  const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
-                  float* y, int32_t* arg, int64_t ldy, float* scratch);
-void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
-                       const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
-                       int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch);
-void conv3x3(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
-             int act, float slope, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
-             float* scratch);
-void conv3x3_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
-                  int act, float slope, int64_t ldy, int64_t K, int64_t p0, int64_t p1, float* acc,
-                  float* scratch);
 }  // namespace avx512
 
 // Convenience wrapper over table().sgemm.

@@ -480,6 +480,49 @@ void reduce_lanes(const float* acc, int64_t K, int64_t CRS, float* dw, float* db
     }
 }
 
+// The direct first-layer forwards' work: n images of `units` row units each (row pairs, or
+// pooled rows), in tasks of kDirectRows units of one image shared out dynamically; fn(im, u0, u1,
+// scratch) per task, with `scratch` floats per worker in work.
+template <class Fn>
+void direct_forward_tasks(int64_t n, int64_t units, double flops, int64_t scratch, Tensor& work,
+                          Fn fn) {
+  const int64_t per_img = ceil_div(units, kDirectRows), tasks = n * per_img;
+  const int64_t workers = workers_for(tasks, flops);
+  work.resize(Shape{workers * scratch});
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* sc = work.data() + wk * scratch;
+    for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
+      const int64_t im = t / per_img, u0 = t % per_img * kDirectRows;
+      fn(im, u0, std::min(units, u0 + kDirectRows), sc);
+    }
+  });
+}
+
+// The direct first-layer gradients' work, per image group of pl shared out dynamically over
+// `workers`: the group's 16 lanes of partial sums (K (CRS + 1) 16 floats per worker, and
+// `scratch` more) cleared, fn(im, acc, scratch) for each of its images, the lanes summed into the
+// group's part; then the parts into dw and db.
+template <class Fn>
+void direct_grad_groups(const Plan& pl, int64_t n, int64_t workers, int64_t scratch, Tensor& work,
+                        float* dw, float* db, Fn fn) {
+  const int64_t K = pl.k, CRS = pl.crs, accn = K * (CRS + 1) * 16;
+  work.resize(Shape{workers * (accn + scratch) + pl.groups * pl.part});
+  float* parts = work.data() + workers * (accn + scratch);
+  std::atomic<int64_t> next{0};
+  kernels::parallel_for(workers, [&](int64_t wk) {
+    float* acc = work.data() + wk * (accn + scratch);
+    for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
+      float* dwg = parts + gi * pl.part;
+      std::fill(acc, acc + accn, 0.0f);
+      for (int64_t im = gi * n / pl.groups; im < (gi + 1) * n / pl.groups; ++im)
+        fn(im, acc, acc + accn);
+      reduce_lanes(acc, K, CRS, dwg, dwg + K * CRS);
+    }
+  });
+  add_group_parts(parts, pl, dw, db);
+}
+
 struct WinoPlan {
   int64_t c = 0, k = 0;
   int64_t xis = 0;            // products per tile: (m + 2)^2, 16 for F(2x2) and 36 for F(4x4)
@@ -1088,24 +1131,16 @@ void Conv2D::forward(const Tensor& x, Tensor& y, Phase phase) {
   if (kt.conv3x3 && direct_3x3(g, kernel_, opt_)) {
     // A first layer straight from the image (kernel conv3x3): no im2col, each output written
     // once. Tasks of kDirectRows row pairs of one image.
-    const int64_t C = g.channels, H = g.height, W = g.width, K = filters_, P = g.out_h, Q = g.out_w,
-                  pairs = ceil_div(P, 2);
-    const int64_t per_img = ceil_div(pairs, kDirectRows), tasks = n * per_img;
-    const int64_t scratch = round_up(kernels::conv3x3_pool_scratch(C, W), 16);
-    const int64_t workers = workers_for(tasks, 2.0 * double(K) * double(C * 9) * double(n * P * Q));
-    work_.resize(Shape{workers * scratch});
+    const int64_t C = g.channels, H = g.height, W = g.width, K = filters_, P = g.out_h, Q = g.out_w;
     const float* w = weight_.data();
     const float* b = opt_.use_bias ? bias_.data() : nullptr;
-    std::atomic<int64_t> next{0};
-    kernels::parallel_for(workers, [&](int64_t wk) {
-      float* sc = work_.data() + wk * scratch;
-      for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
-        const int64_t im = t / per_img, i0 = t % per_img * kDirectRows;
-        kt.conv3x3(x.data() + im * C * H * W, C, H, W, w, b, act_code(opt_.activation),
-                   opt_.leaky_slope, K, i0, std::min(pairs, i0 + kDirectRows),
-                   y.data() + im * K * P * Q, P * Q, sc);
-      }
-    });
+    direct_forward_tasks(n, ceil_div(P, 2), 2.0 * double(K) * double(C * 9) * double(n * P * Q),
+                         round_up(kernels::conv3x3_pool_scratch(C, W), 16), work_,
+                         [&](int64_t im, int64_t i0, int64_t i1, float* sc) {
+                           kt.conv3x3(x.data() + im * C * H * W, C, H, W, w, b,
+                                      act_code(opt_.activation), opt_.leaky_slope, K, i0, i1,
+                                      y.data() + im * K * P * Q, P * Q, sc);
+                         });
     return;
   }
   const int64_t per = phase == Phase::train ? n : 1;
@@ -1165,28 +1200,15 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
   if (!dx && kt.conv3x3_grad && direct_3x3(g, kernel_, opt_)) {
     // A first layer's dW and db straight from the image and dz (kernel conv3x3_grad): per image
     // group, 16 lanes of partial sums per weight, summed at the end of the group.
-    const int64_t C = g.channels, H = g.height, W = g.width, K = pl.k, CRS = pl.crs;
-    const int64_t accn = K * (CRS + 1) * 16,
-                  scratch = round_up(kernels::conv3x3_grad_scratch(W), 16);
-    work_.resize(Shape{workers * (accn + scratch) + pl.groups * pl.part});
-    float* parts = work_.data() + workers * (accn + scratch);
-    std::atomic<int64_t> next{0};
-    kernels::parallel_for(workers, [&](int64_t wk) {
-      float* acc = work_.data() + wk * (accn + scratch);
-      float* sc = acc + accn;
-      for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
-        float* dwg = parts + gi * pl.part;
-        std::fill(acc, acc + accn, 0.0f);
-        for (int64_t im = gi * n / pl.groups; im < (gi + 1) * n / pl.groups; ++im) {
-          const int64_t at = im * K * pl.pq;
-          kt.conv3x3_grad(x.data() + im * C * H * W, C, H, W, dy.data() + at, y.data() + at,
-                          act_code(opt_.activation), opt_.leaky_slope, pl.pq, K, 0, g.out_h, acc,
-                          sc);
-        }
-        reduce_lanes(acc, K, CRS, dwg, dwg + K * CRS);
-      }
-    });
-    add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
+    const int64_t C = g.channels, H = g.height, W = g.width, K = pl.k;
+    direct_grad_groups(pl, n, workers, round_up(kernels::conv3x3_grad_scratch(W), 16), work_,
+                       dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr,
+                       [&](int64_t im, float* acc, float* sc) {
+                         const int64_t at = im * K * pl.pq;
+                         kt.conv3x3_grad(x.data() + im * C * H * W, C, H, W, dy.data() + at,
+                                         y.data() + at, act_code(opt_.activation), opt_.leaky_slope,
+                                         pl.pq, K, 0, g.out_h, acc, sc);
+                       });
     return;
   }
   work_.resize(Shape{workers * pl.buf + pl.groups * pl.part});
@@ -1355,21 +1377,14 @@ void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase
     // never leaves the registers. Tasks of kDirectRows pooled rows of one image.
     const int64_t C = g.channels, H = g.height, W = g.width, K = filters_;
     const int64_t pp = g.out_h / 2, plane = pp * (g.out_w / 2);
-    const int64_t per_img = ceil_div(pp, kDirectRows), tasks = n * per_img;
-    const int64_t scratch = round_up(kernels::conv3x3_pool_scratch(C, W), 16);
-    const int64_t workers =
-        workers_for(tasks, 2.0 * double(K) * double(C * 9) * double(n * 2 * pp * g.out_w));
-    work_.resize(Shape{workers * scratch});
-    std::atomic<int64_t> next{0};
-    kernels::parallel_for(workers, [&](int64_t wk) {
-      float* sc = work_.data() + wk * scratch;
-      for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < tasks;) {
-        const int64_t im = t / per_img, i0 = t % per_img * kDirectRows;
-        kt.conv3x3_pool(x.data() + im * C * H * W, C, H, W, w, b, act_code(opt_.activation),
-                        opt_.leaky_slope, K, i0, std::min(pp, i0 + kDirectRows),
-                        yp.data() + im * K * plane, argmax + im * K * plane, plane, sc);
-      }
-    });
+    direct_forward_tasks(n, pp, 2.0 * double(K) * double(C * 9) * double(n * 2 * pp * g.out_w),
+                         round_up(kernels::conv3x3_pool_scratch(C, W), 16), work_,
+                         [&](int64_t im, int64_t i0, int64_t i1, float* sc) {
+                           kt.conv3x3_pool(x.data() + im * C * H * W, C, H, W, w, b,
+                                           act_code(opt_.activation), opt_.leaky_slope, K, i0, i1,
+                                           yp.data() + im * K * plane, argmax + im * K * plane,
+                                           plane, sc);
+                         });
     return;
   }
   const Plan pl = make_plan(g, filters_, n);
@@ -1570,27 +1585,16 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
   if (!dx && kt.conv3x3_pool_grad && direct_3x3(g, kernel_, opt_)) {
     // A first layer's dW and db straight from the image (kernel conv3x3_pool_grad): per image
     // group, 16 lanes of partial sums per weight, summed at the end of the group.
-    const int64_t H = g.height, W = g.width, nw = CRS + 1, accn = K * nw * 16;
-    const int64_t scratch = round_up(kernels::conv3x3_pool_grad_scratch(C, W, pq0.pp), 16);
-    work_.resize(Shape{workers * (accn + scratch) + pl.groups * pl.part});
-    float* parts = work_.data() + workers * (accn + scratch);
-    const int act = act_code(opt_.activation);
-    kernels::parallel_for(workers, [&](int64_t wk) {
-      float* acc = work_.data() + wk * (accn + scratch);
-      float* sc = acc + accn;
-      for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
-        float* dwg = parts + gi * pl.part;
-        float* dbg = dwg + K * CRS;
-        std::fill(acc, acc + accn, 0.0f);
-        for (int64_t im = gi * n / pl.groups; im < (gi + 1) * n / pl.groups; ++im) {
+    const int64_t H = g.height, W = g.width;
+    direct_grad_groups(
+        pl, n, workers, round_up(kernels::conv3x3_pool_grad_scratch(C, W, pq0.pp), 16), work_,
+        dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr,
+        [&](int64_t im, float* acc, float* sc) {
           const int64_t at = im * K * plane;
           kt.conv3x3_pool_grad(x.data() + im * C * H * W, C, H, W, dyp.data() + at, yp.data() + at,
-                               act, opt_.leaky_slope, argmax + at, plane, K, 0, pq0.pp, acc, sc);
-        }
-        reduce_lanes(acc, K, CRS, dwg, dbg);
-      }
-    });
-    add_group_parts(parts, pl, dweight_.data(), opt_.use_bias ? dbias_.data() : nullptr);
+                               act_code(opt_.activation), opt_.leaky_slope, argmax + at, plane, K,
+                               0, pq0.pp, acc, sc);
+        });
     return;
   }
   // Few channels (a first layer): per tile of row pairs, the im2col columns transposed (colt), so

@@ -19,6 +19,7 @@
 // then its row), 9 multiply-adds per 16 windows where the dense gradient takes 36. See
 // grad_channel and grad_rows.
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/kernels.hpp"
 
@@ -37,6 +38,18 @@ namespace {
 inline __mmask16 lanes(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF)
                  : (n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u));
+}
+
+// f(std::integral_constant<int, Act>{}) for the activation code act (0 linear, 1 relu, 2 leaky
+// relu): the kernels' templates instantiated per activation.
+template <class F>
+void with_act(int act, F&& f) {
+  if (act == 1)
+    f(std::integral_constant<int, 1>{});
+  else if (act == 2)
+    f(std::integral_constant<int, 2>{});
+  else
+    f(std::integral_constant<int, 0>{});
 }
 
 template <int Act>
@@ -404,16 +417,15 @@ void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                          kn + 1 < K ? dy + (kn + 1) * ldg : nullptr,
                          kn + 1 < K ? y + (kn + 1) * ldg : nullptr,
                          kn + 1 < K ? arg + (kn + 1) * ldg : nullptr};
-      for (int64_t c = 0; c + 1 < C; ++c)
-        grad_channel<Act, false>(scratch + c * 4 * L, scratch + rows4 + c * 4 * L, L, rows4,
-                                 b1 - b0, nj, qp, Q, slope, gbuf[cur], ak + 9 * c * 16, nx, pfx);
-      const int64_t c = C - 1;
-      if (bn < i1)
-        grad_channel<Act, true>(scratch + c * 4 * L, scratch + rows4 + c * 4 * L, L, rows4, b1 - b0,
-                                nj, qp, Q, slope, gbuf[cur], ak + 9 * c * 16, nx, pfx);
-      else
-        grad_channel<Act, false>(scratch + c * 4 * L, scratch + rows4 + c * 4 * L, L, rows4,
-                                 b1 - b0, nj, qp, Q, slope, gbuf[cur], ak + 9 * c * 16, nx, pfx);
+      for (int64_t c = 0; c < C; ++c) {
+        const float* ec = scratch + c * 4 * L;
+        if (c == C - 1 && bn < i1)  // the last channel computes the next gd too
+          grad_channel<Act, true>(ec, ec + rows4, L, rows4, b1 - b0, nj, qp, Q, slope, gbuf[cur],
+                                  ak + 9 * c * 16, nx, pfx);
+        else
+          grad_channel<Act, false>(ec, ec + rows4, L, rows4, b1 - b0, nj, qp, Q, slope, gbuf[cur],
+                                   ak + 9 * c * 16, nx, pfx);
+      }
       cur = 1 - cur;
     }
   }
@@ -435,8 +447,7 @@ void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const
       for (int64_t c = 0; c < C; ++c) pfx.add(x + (c * H + 2 * i + 4) * W, 2 * W * 4);
     const bool ahead = i + 1 < i1;
     for (int64_t j0 = 0; j0 < qp; j0 += 16) {
-      const int64_t nj = qp - j0 < 16 ? qp - j0 : 16;
-      const auto m = static_cast<__mmask16>(nj == 16 ? 0xFFFFu : (1u << nj) - 1u);
+      const __mmask16 m = lanes(qp - j0);
       int64_t k0 = 0;
       for (; k0 + 2 <= K; k0 += 2) {
         block<2, Act>(e, o, L, C, j0, w, k0, bias, slope, i, Q, qp, m, y, arg, ldy);
@@ -573,45 +584,33 @@ void conv_grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float
 void conv3x3_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
                   int act, float slope, int64_t ldy, int64_t K, int64_t p0, int64_t p1, float* acc,
                   float* scratch) {
-  if (act == 1)
-    conv_grad_rows<1>(x, C, H, W, dy, y, slope, ldy, K, p0, p1, acc, scratch);
-  else if (act == 2)
-    conv_grad_rows<2>(x, C, H, W, dy, y, slope, ldy, K, p0, p1, acc, scratch);
-  else
-    conv_grad_rows<0>(x, C, H, W, dy, y, slope, ldy, K, p0, p1, acc, scratch);
+  with_act(act, [&](auto a) {
+    conv_grad_rows<decltype(a)::value>(x, C, H, W, dy, y, slope, ldy, K, p0, p1, acc, scratch);
+  });
 }
 
 void conv3x3(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
              int act, float slope, int64_t K, int64_t i0, int64_t i1, float* y, int64_t ldy,
              float* scratch) {
-  if (act == 1)
-    conv_rows<1>(x, C, H, W, w, bias, slope, K, i0, i1, y, ldy, scratch);
-  else if (act == 2)
-    conv_rows<2>(x, C, H, W, w, bias, slope, K, i0, i1, y, ldy, scratch);
-  else
-    conv_rows<0>(x, C, H, W, w, bias, slope, K, i0, i1, y, ldy, scratch);
+  with_act(act, [&](auto a) {
+    conv_rows<decltype(a)::value>(x, C, H, W, w, bias, slope, K, i0, i1, y, ldy, scratch);
+  });
 }
 
 void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                   const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
                   float* y, int32_t* arg, int64_t ldy, float* scratch) {
-  if (act == 1)
-    rows<1>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
-  else if (act == 2)
-    rows<2>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
-  else
-    rows<0>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
+  with_act(act, [&](auto a) {
+    rows<decltype(a)::value>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
+  });
 }
 
 void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                        const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
                        int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch) {
-  if (act == 1)
-    grad_rows<1>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
-  else if (act == 2)
-    grad_rows<2>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
-  else
-    grad_rows<0>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+  with_act(act, [&](auto a) {
+    grad_rows<decltype(a)::value>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+  });
 }
 
 #else  // this build cannot compile AVX-512 code; the registry never selects it
