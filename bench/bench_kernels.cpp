@@ -1,7 +1,8 @@
 // SGEMM benchmarks for every kernel this CPU runs, in one binary: ref (naive loop), scalar
 // (portable blocked fallback), avx2, avx512; then the pooling-fused backward's kernels
-// (transpose, gather_acc, scatter_axpy, pool_scatter) and the direct first-layer kernels
-// (conv3x3_pool, conv3x3_pool_grad) on the models' shapes, "sparse/<isa>/<kernel>/<shape>".
+// (transpose, gather_acc, scatter_axpy, pool_scatter), the Winograd F(4x4) transforms and the
+// direct first-layer kernels (conv3x3, conv3x3_grad, conv3x3_pool, conv3x3_pool_grad) on the
+// models' shapes, "sparse/<isa>/<kernel>/<shape>".
 // Shapes are the im2col GEMMs of the conv layers (forward C[K x PQ] = W[K x CRS] * col[CRS x PQ];
 // backward dW = dY * col^T and dcol = W^T * dY) and squares. The FLOP/s counter is 2*M*N*K per
 // iteration, over CPU time for the plain names (one thread) and over wall time for the names with
@@ -257,6 +258,58 @@ void run_direct_conv(benchmark::State& state, const k::KernelTable* t, DirectCas
                          benchmark::Counter::kIsRate);
 }
 
+// The Winograd F(4x4, 3x3) transforms on all tiles of one image of a layer, in the layer's chunks
+// (as make_wino_plan in nn/conv2d.cpp sizes them, so that the buffer stays in L2): the input
+// transform of x (forward and backward-weights), the gradient transform of dz = dy * relu'(y)
+// (backward-weights) and the output transform with bias and relu (forward). Rows of 12 tiles and
+// more go through row buffers, shorter ones tile by tile (kernels/winograd4.inc). The counter is
+// the tile-channels transformed.
+struct WinoCase {
+  const char* name;
+  int64_t c, h, w, pad, k;  // input C x H x W, padding (1: 'same', 0: valid), filters K
+};
+const WinoCase kWinoShapes[] = {
+    {"seed_conv2", 32, 111, 111, 0, 64},     // 28 tiles a row
+    {"seed_conv3", 64, 54, 54, 0, 128},      // 13
+    {"default_conv16", 64, 16, 16, 1, 128},  // 4
+    {"fmnist_conv2", 32, 13, 13, 0, 64},     // 3
+};
+
+enum class WinoPass { input, grad, output };
+
+void run_wino(benchmark::State& state, const k::KernelTable* t, WinoCase wc, WinoPass pass) {
+  const int64_t P = wc.h + 2 * wc.pad - 2, Q = wc.w + 2 * wc.pad - 2;
+  const k::WinoGeometry in{wc.c, wc.h, wc.w, wc.pad, wc.pad, P, Q, 4};
+  const k::WinoGeometry out{wc.k, P, Q, 0, 0, P, Q, 4};
+  const int64_t tiles = in.tiles_h() * in.tiles_w();
+  const int64_t chunk = std::max<int64_t>(48, 384 * 1024 / (36 * (wc.c + wc.k)) / 48 * 48);
+  const int64_t ld = std::min(chunk, (tiles + 15) / 16 * 16);
+  const int64_t ch = pass == WinoPass::input ? wc.c : wc.k;
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(wc.c * wc.h * wc.w)),
+      dy(static_cast<size_t>(wc.k * P * Q)), y(dy.size()), bias(static_cast<size_t>(wc.k)),
+      v(static_cast<size_t>(36 * (ch * ld + k::kWinoXiPad)));
+  for (std::vector<float>* a : {&x, &dy, &y, &bias, &v})
+    for (float& e : *a) e = u(rng);
+  for (auto _ : state) {
+    for (int64_t t0 = 0; t0 < tiles; t0 += ld) {
+      const int64_t t1 = std::min(tiles, t0 + ld);
+      if (pass == WinoPass::input)
+        t->wino_input(in, x.data(), nullptr, 0, 0.0f, t0, t1, v.data(), ld);
+      else if (pass == WinoPass::grad)
+        t->wino_grad(out, dy.data(), y.data(), 1, 0.0f, t0, t1, v.data(), ld);
+      else
+        t->wino_output(out, v.data(), ld, t0, t1, bias.data(), 1, 0.0f, false, y.data());
+    }
+    benchmark::DoNotOptimize(v.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["tiles/s"] = benchmark::Counter(double(ch * tiles) * double(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+
 struct TransposeCase {
   const char* name;
   int64_t rows, cols, lda, ldt;
@@ -324,6 +377,14 @@ void register_all() {
       benchmark::RegisterBenchmark(name.c_str(), run_transpose, t, tc)
           ->Unit(benchmark::kMicrosecond);
     }
+    for (const WinoCase& wc : kWinoShapes)
+      for (WinoPass pass : {WinoPass::input, WinoPass::grad, WinoPass::output}) {
+        const char* pn = pass == WinoPass::input  ? "wino4_input/"
+                         : pass == WinoPass::grad ? "wino4_grad/"
+                                                  : "wino4_output/";
+        benchmark::RegisterBenchmark((pre + pn + wc.name).c_str(), run_wino, t, wc, pass)
+            ->Unit(benchmark::kMicrosecond);
+      }
     if (t->conv3x3_pool && t->conv3x3_pool_grad)  // AVX-512 only (null elsewhere)
       for (const DirectCase& dc : kDirect)
         for (bool grad : {false, true}) {

@@ -13,12 +13,16 @@
 // Names: layer/<model>_<layer>/<pass>/<isa>[/threads:2]. The plain names run on one thread and
 // report rates over CPU time (least disturbed by other processes); threads:2 runs the pool with
 // two threads and reports rates over wall time. proc_cpu_ms is the process's CPU time per call,
-// all threads: on threads:2 against the plain entry, the work threading adds.
+// all threads: on threads:2 against the plain entry, the work threading adds. The conv entries
+// also have .../scaling: 1 and 2 threads alternated call by call, the speed-up as the median of
+// the pairs' ratios (run_scaling).
 //
 //   bench_layers --benchmark_filter='seed_conv2/.*/avx512$' --benchmark_min_time=1
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -126,92 +130,174 @@ void set_rates(benchmark::State& state, double flops) {
       flops * double(state.iterations()) / (g_peak_gflops * 1e9), benchmark::Counter::kIsRate);
 }
 
+// One pass of one case, set up once: step() runs it, flops() is its arithmetic (0 for pooling).
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  virtual void step() = 0;
+  double flops() const { return flops_; }
+
+ protected:
+  double flops_ = 0;
+};
+
 // Conv2D(relu, valid) + MaxPool2D(2) as a model's first layers, through Sequential.
-void run_pair(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int threads) {
-  set_max_isa(isa);
-  const int saved = num_threads();
-  set_num_threads(threads);
-  Sequential m;
-  m.add(Conv2D(c.units, {3, 3}, {.activation = Activation::relu, .input_shape = c.in}));
-  m.add(MaxPool2D({2, 2}));
-  m.build(c.in, 1);
-  Rng rng(1);
-  Tensor x(c.in.with_batch(c.n));
-  fill(x, rng, 0.0f, 1.0f);
-  Tensor dy(m.forward(x, Phase::train).shape());
-  fill(dy, rng, -1.0f, 1.0f);
-  // A model's first layer (3 or 1 channels) computes no dx; the later pairs do.
-  const bool with_dx = c.in[0] > 3;
-  Tensor dx(with_dx ? x.shape() : Shape{0});
-  const double cpu0 = process_cpu_ms();
-  for (auto _ : state) {
-    if (pass == Pass::fwd) {
-      m.forward(x, Phase::train);
-    } else {
-      m.backward(dy, with_dx ? &dx : nullptr);
-    }
-    benchmark::ClobberMemory();
+class PairRunner : public Runner {
+ public:
+  PairRunner(const LayerCase& c, Pass pass) : pass_(pass) {
+    m_.add(Conv2D(c.units, {3, 3}, {.activation = Activation::relu, .input_shape = c.in}));
+    m_.add(MaxPool2D({2, 2}));
+    m_.build(c.in, 1);
+    Rng rng(1);
+    x_ = Tensor(c.in.with_batch(c.n));
+    fill(x_, rng, 0.0f, 1.0f);
+    dy_ = Tensor(m_.forward(x_, Phase::train).shape());
+    fill(dy_, rng, -1.0f, 1.0f);
+    // A model's first layer (3 or 1 channels) computes no dx; the later pairs do.
+    with_dx_ = c.in[0] > 3;
+    dx_ = Tensor(with_dx_ ? x_.shape() : Shape{0});
+    const Shape conv_out = m_.layer(0).output_shape();
+    const double macs = double(c.n) * double(conv_out.numel()) * double(c.in[0]) * 9.0;
+    flops_ = pass == Pass::fwd || !with_dx_ ? 2.0 * macs : 4.0 * macs;
   }
-  const Shape conv_out = m.layer(0).output_shape();
-  const double macs = double(c.n) * double(conv_out.numel()) * double(c.in[0]) * 9.0;
-  set_process_cpu(state, cpu0);
-  set_rates(state, pass == Pass::fwd || !with_dx ? 2.0 * macs : 4.0 * macs);
-  set_num_threads(saved);
+  void step() override {
+    if (pass_ == Pass::fwd)
+      m_.forward(x_, Phase::train);
+    else
+      m_.backward(dy_, with_dx_ ? &dx_ : nullptr);
+  }
+
+ private:
+  Pass pass_;
+  Sequential m_;
+  Tensor x_, dy_, dx_;
+  bool with_dx_ = false;
+};
+
+// One layer (conv and dense fuse ReLU, as in both models).
+class LayerRunner : public Runner {
+ public:
+  LayerRunner(const LayerCase& c, Pass pass) : pass_(pass) {
+    if (c.kind == Kind::conv)
+      layer_ =
+          std::make_unique<Conv2D>(c.units, Size2{3, 3},
+                                   Conv2DOptions{.padding = c.same ? Padding::same : Padding::valid,
+                                                 .activation = Activation::relu});
+    else if (c.kind == Kind::pool)
+      layer_ = std::make_unique<MaxPool2D>(Size2{2, 2});
+    else
+      layer_ = std::make_unique<Dense>(c.units, DenseOptions{.activation = Activation::relu});
+    const Shape out = layer_->build(c.in);
+    Rng rng(1);
+    layer_->init_params(rng);
+    x_ = Tensor(c.in.with_batch(c.n));
+    y_ = Tensor(out.with_batch(c.n));
+    dy_ = Tensor(out.with_batch(c.n));
+    dx_ = Tensor(c.in.with_batch(c.n));
+    fill(x_, rng, 0.0f, 1.0f);
+    fill(dy_, rng, -1.0f, 1.0f);
+    layer_->forward(x_, y_, Phase::train);  // argmax, and a realistic ReLU pattern in y
+    if (c.kind == Kind::conv) {
+      flops_ = 2.0 * double(c.n) * double(out.numel()) * double(c.in[0]) * 9.0;
+    } else if (c.kind == Kind::dense) {
+      const double macs = double(c.n) * double(c.in[0]) * double(c.units);
+      flops_ = pass == Pass::fwd ? 2 * macs : 4 * macs;
+    }
+  }
+  // The first layer of a model never computes dx: its backward-data entry is skipped by the
+  // registration, not here.
+  void step() override {
+    switch (pass_) {
+      case Pass::fwd:
+        layer_->forward(x_, y_, Phase::train);
+        break;
+      case Pass::bwd_data:
+        static_cast<Conv2D&>(*layer_).backward_parts(x_, y_, dy_, &dx_, false);
+        break;
+      case Pass::bwd_weights:
+        static_cast<Conv2D&>(*layer_).backward_parts(x_, y_, dy_, nullptr, true);
+        break;
+      case Pass::bwd:
+        layer_->backward(x_, y_, dy_, &dx_);
+        break;
+    }
+  }
+
+ private:
+  Pass pass_;
+  std::unique_ptr<Layer> layer_;
+  Tensor x_, y_, dy_, dx_;
+};
+
+std::unique_ptr<Runner> make_runner(const LayerCase& c, Pass pass) {
+  if (c.kind == Kind::conv_pool) return std::make_unique<PairRunner>(c, pass);
+  return std::make_unique<LayerRunner>(c, pass);
 }
 
 void run(benchmark::State& state, LayerCase c, Pass pass, Isa isa, int threads) {
   set_max_isa(isa);
   const int saved = num_threads();
   set_num_threads(threads);
-  std::unique_ptr<Layer> layer;
-  // Conv and dense layers fuse ReLU, as in both models.
-  if (c.kind == Kind::conv)
-    layer =
-        std::make_unique<Conv2D>(c.units, Size2{3, 3},
-                                 Conv2DOptions{.padding = c.same ? Padding::same : Padding::valid,
-                                               .activation = Activation::relu});
-  else if (c.kind == Kind::pool)
-    layer = std::make_unique<MaxPool2D>(Size2{2, 2});
-  else
-    layer = std::make_unique<Dense>(c.units, DenseOptions{.activation = Activation::relu});
-  const Shape out = layer->build(c.in);
-  Rng rng(1);
-  layer->init_params(rng);
-  Tensor x(c.in.with_batch(c.n)), y(out.with_batch(c.n)), dy(out.with_batch(c.n)),
-      dx(c.in.with_batch(c.n));
-  fill(x, rng, 0.0f, 1.0f);
-  fill(dy, rng, -1.0f, 1.0f);
-  layer->forward(x, y, Phase::train);  // argmax, and a realistic ReLU pattern in y
-  double flops = 0;
-  if (c.kind == Kind::conv) {
-    const double macs = double(c.n) * double(out.numel()) * double(c.in[0]) * 9.0;
-    flops = 2 * macs;
-  } else if (c.kind == Kind::dense) {
-    const double macs = double(c.n) * double(c.in[0]) * double(c.units);
-    flops = pass == Pass::fwd ? 2 * macs : 4 * macs;
-  }
-  // The first layer of a model never computes dx: its backward-data entry is skipped by the
-  // registration, not here.
+  const std::unique_ptr<Runner> r = make_runner(c, pass);
   const double cpu0 = process_cpu_ms();
   for (auto _ : state) {
-    switch (pass) {
-      case Pass::fwd:
-        layer->forward(x, y, Phase::train);
-        break;
-      case Pass::bwd_data:
-        static_cast<Conv2D&>(*layer).backward_parts(x, y, dy, &dx, false);
-        break;
-      case Pass::bwd_weights:
-        static_cast<Conv2D&>(*layer).backward_parts(x, y, dy, nullptr, true);
-        break;
-      case Pass::bwd:
-        layer->backward(x, y, dy, &dx);
-        break;
-    }
+    r->step();
     benchmark::ClobberMemory();
   }
   set_process_cpu(state, cpu0);
-  set_rates(state, flops);
+  set_rates(state, r->flops());
+  set_num_threads(saved);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// The two-thread speed-up measured in pairs: each iteration runs the pass once on 1 thread and
+// once on 2, in alternating order, so that both see the same moment of a shared machine (whose
+// load drifts over seconds: separate 1- and 2-thread runs of the same binary differed by 1.6-2.2x
+// per pass in docs/benchmarks.md). Counters: speedup, the median over the pairs of t1 / t2;
+// speedup_of_min, the fastest t1 over the fastest t2; t1_ms and t2_ms, the medians. The time is
+// the pair's.
+void run_scaling(benchmark::State& state, LayerCase c, Pass pass, Isa isa) {
+  set_max_isa(isa);
+  const int saved = num_threads();
+  const std::unique_ptr<Runner> r = make_runner(c, pass);
+  for (int threads : {1, 2}) {  // warm-up: each thread count's buffers planned and touched
+    set_num_threads(threads);
+    r->step();
+  }
+  auto timed = [&](int threads) {
+    set_num_threads(threads);
+    const auto t0 = std::chrono::steady_clock::now();
+    r->step();
+    benchmark::ClobberMemory();
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
+  std::vector<double> t1, t2, ratio;
+  for (auto _ : state) {
+    double a, b;
+    if (t1.size() % 2 == 0) {
+      a = timed(1);
+      b = timed(2);
+    } else {
+      b = timed(2);
+      a = timed(1);
+    }
+    t1.push_back(a);
+    t2.push_back(b);
+    ratio.push_back(a / b);
+    state.SetIterationTime(1e-3 * (a + b));
+  }
+  if (!t1.empty()) {
+    state.counters["speedup"] = median(ratio);
+    state.counters["speedup_of_min"] =
+        *std::min_element(t1.begin(), t1.end()) / *std::min_element(t2.begin(), t2.end());
+    state.counters["t1_ms"] = median(t1);
+    state.counters["t2_ms"] = median(t2);
+  }
   set_num_threads(saved);
 }
 
@@ -228,15 +314,20 @@ void register_all() {
       } else {
         passes = {Pass::fwd, Pass::bwd};
       }
-      for (Pass p : passes)
+      for (Pass p : passes) {
+        const std::string base =
+            std::string("layer/") + c.name + "/" + pass_name(p) + "/" + to_string(isa);
         for (int threads : {1, 2}) {
-          std::string name = std::string("layer/") + c.name + "/" + pass_name(p) + "/" +
-                             to_string(isa) + (threads == 2 ? "/threads:2" : "");
-          auto* b = benchmark::RegisterBenchmark(
-              name.c_str(), c.kind == Kind::conv_pool ? run_pair : run, c, p, isa, threads);
+          const std::string name = base + (threads == 2 ? "/threads:2" : "");
+          auto* b = benchmark::RegisterBenchmark(name.c_str(), run, c, p, isa, threads);
           b->Unit(benchmark::kMillisecond);
           if (threads == 2) b->UseRealTime();
         }
+        if (c.kind == Kind::conv || c.kind == Kind::conv_pool)
+          benchmark::RegisterBenchmark((base + "/scaling").c_str(), run_scaling, c, p, isa)
+              ->Unit(benchmark::kMillisecond)
+              ->UseManualTime();
+      }
     }
   }
 }

@@ -1012,6 +1012,7 @@ const WinoCase kWinoCases[] = {
     {"2x3x3 pad 3 offset (pad -1)", {2, 3, 3, -1, -1, 1, 1}},
     {"1x40x300 (a row of more than 128 tiles)", {1, 40, 300, 0, 0, 38, 298}},
     {"2x21x70 same (odd rows, 17.5 F(4x4) tiles a row)", {2, 21, 70, 1, 1, 21, 70}},
+    {"2x18x54 valid (13 F(4x4) tiles a row, as the seed's conv3)", {2, 18, 54, 0, 0, 16, 52}},
 };
 
 bool same_value(float a, float b) {

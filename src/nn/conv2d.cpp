@@ -31,7 +31,7 @@
 // Threads. Forward: the tiles are shared out dynamically over the pool; each worker has its own
 // column and output buffers, and every tile is computed the same way whichever worker takes it,
 // so y does not depend on the thread count at all. Backward: the batch is cut into G groups of
-// consecutive images (G = min(N, 16), fewer if the partial gradients would exceed
+// consecutive images (G = min(N, 16), halved while the partial gradients would exceed
 // kPartialFloats), G depending only on N and the layer shape, never on the thread count. A group
 // is processed by one worker, tile after tile, accumulating into its own partial dW_g and db_g;
 // then dW += dW_0 + dW_1 + ... in group order. Groups own disjoint images, so the col2im adds
@@ -249,9 +249,12 @@ kernels::Im2colGeometry lowering(const Shape& in, const Shape& out, Size2 kernel
 // A tile's column buffer and output buffer together, in floats (640 KiB: they stay in the 1 MiB
 // L2 of the machine in docs/benchmarks.md while the GEMM runs over them).
 constexpr int64_t kTileFloats = 160 * 1024;
-// Backward image groups and the most floats their partial gradients may take together.
+// Backward image groups and the most floats their partial gradients may take together (32 MiB).
+// Groups are halved, not decremented, to fit: a batch of 32 then splits into 16, 8 or 4 equal
+// groups, which 2 workers share evenly. The seed's conv3 (1.2 MB per group) had 14 groups of 2
+// or 3 images, so one worker ended with 17 images to the other's 15 (1.88x at best on 2 threads).
 constexpr int64_t kMaxGroups = 16;
-constexpr int64_t kPartialFloats = int64_t{1} << 22;
+constexpr int64_t kPartialFloats = int64_t{1} << 23;
 // dW of layers with at most this many weights per filter uses gemm_nt_small (kernels.hpp).
 constexpr int64_t kSmallCrs = 32;
 // The pooling-fused backward works channels-last from this many input channels on (a patch is
@@ -297,7 +300,7 @@ Plan make_plan(const kernels::Im2colGeometry& g, int64_t k, int64_t n) {
   p.ld = p.tile_max % 64 == 0 ? p.tile_max + 16 : p.tile_max;
   p.groups = n < kMaxGroups ? n : kMaxGroups;
   p.part = round_up(k * p.crs + k, 16);
-  while (p.groups > 1 && p.groups * p.part > kPartialFloats) --p.groups;
+  while (p.groups > 1 && p.groups * p.part > kPartialFloats) p.groups = (p.groups + 1) / 2;
   p.buf = (p.crs + k) * p.ld;
   return p;
 }
@@ -548,7 +551,7 @@ WinoPlan make_wino_plan(int64_t c, int64_t k, int64_t n, int64_t max_tiles, int6
   p.ufl = round_up(p.xis * k * c, 16);
   p.groups = n < kMaxGroups ? n : kMaxGroups;
   p.part = round_up(p.xis * k * c + k, 16);
-  while (p.groups > 1 && p.groups * p.part > kPartialFloats) --p.groups;
+  while (p.groups > 1 && p.groups * p.part > kPartialFloats) p.groups = (p.groups + 1) / 2;
   return p;
 }
 
