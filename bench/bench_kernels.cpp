@@ -261,9 +261,9 @@ void run_direct_conv(benchmark::State& state, const k::KernelTable* t, DirectCas
 // The Winograd F(4x4, 3x3) transforms on all tiles of one image of a layer, in the layer's chunks
 // (as make_wino_plan in nn/conv2d.cpp sizes them, so that the buffer stays in L2): the input
 // transform of x (forward and backward-weights), the gradient transform of dz = dy * relu'(y)
-// (backward-weights) and the output transform with bias and relu (forward). Rows of 12 tiles and
-// more go through row buffers, shorter ones tile by tile (kernels/winograd4.inc). The counter is
-// the tile-channels transformed.
+// (backward-weights) and the output transform with bias and relu (forward). The input and gradient
+// transforms read rows of 12 tiles and more through row buffers, shorter ones tile by tile
+// (kernels/winograd4.inc). The counter is the tile-channels transformed.
 struct WinoCase {
   const char* name;
   int64_t c, h, w, pad, k;  // input C x H x W, padding (1: 'same', 0: valid), filters K
@@ -272,6 +272,7 @@ const WinoCase kWinoShapes[] = {
     {"seed_conv2", 32, 111, 111, 0, 64},     // 28 tiles a row
     {"seed_conv3", 64, 54, 54, 0, 128},      // 13
     {"default_conv16", 64, 16, 16, 1, 128},  // 4
+    {"default_conv8", 128, 8, 8, 1, 256},    // 2
     {"fmnist_conv2", 32, 13, 13, 0, 64},     // 3
 };
 
