@@ -633,9 +633,8 @@ TEST_CASE("conv3x3: the fast versions equal the reference bit for bit", "[kernel
                       << cs.i0 << ".." << cs.i1 << " act " << cs.act << (cs.bias ? " bias" : "")) {
         std::vector<float> x(static_cast<size_t>(cs.c * cs.h * cs.w)),
             w(static_cast<size_t>(cs.k * cs.c * 9)), b(static_cast<size_t>(cs.k));
-        for (float& v : x) v = normal(rng);
-        for (float& v : w) v = normal(rng);
-        for (float& v : b) v = normal(rng);
+        for (std::vector<float>* v : {&x, &w, &b})
+          for (float& e : *v) e = normal(rng);
         const int64_t P = cs.h - 2, Q = cs.w - 2, ldy = P * Q + 7;
         const auto size = static_cast<size_t>(cs.k * ldy);
         std::vector<float> want(size, kSentinel), got(size, kSentinel);

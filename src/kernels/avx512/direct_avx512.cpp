@@ -261,6 +261,10 @@ class LinePrefetch {
     p_[n_] = static_cast<const char*>(p);
     bytes_[n_++] = bytes;
   }
+  // Rows [r0, r1) of each of the C planes of x (C x H x W), a run per channel.
+  void add_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t r0, int64_t r1) {
+    for (int64_t c = 0; c < C; ++c) add(x + (c * H + r0) * W, (r1 - r0) * W * 4);
+  }
   void step() {
     if (r_ == n_) return;
     _mm_prefetch(p_[r_] + (at_ < bytes_[r_] ? at_ : bytes_[r_] - 1), _MM_HINT_T0);
@@ -401,7 +405,7 @@ void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
     LinePrefetch pfx;
     if (b1 < i1) {
       const int64_t r0 = 2 * b1 + 2, r1 = 2 * (b1 + band) + 2 < H ? 2 * (b1 + band) + 2 : H;
-      for (int64_t c = 0; c < C; ++c) pfx.add(x + (c * H + r0) * W, (r1 - r0) * W * 4);
+      pfx.add_rows(x, C, H, W, r0, r1);
     }
     for (int64_t k = 0; k < K; ++k) {
       float* ak = acc + k * nw * 16;
@@ -443,8 +447,7 @@ void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const
     split_rows(x, C, H, W, i, L, e, o);
     // The next pooled row's two new input rows of each channel, a line per block.
     LinePrefetch pfx;
-    if (i + 1 < i1)
-      for (int64_t c = 0; c < C; ++c) pfx.add(x + (c * H + 2 * i + 4) * W, 2 * W * 4);
+    if (i + 1 < i1) pfx.add_rows(x, C, H, W, 2 * i + 4, 2 * i + 6);
     const bool ahead = i + 1 < i1;
     for (int64_t j0 = 0; j0 < qp; j0 += 16) {
       const __mmask16 m = lanes(qp - j0);
@@ -481,8 +484,7 @@ void conv_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, 
     // and at the bands' edges their lines are shared with the other thread's task: prefetched
     // for writing, Fashion-MNIST's 26-float rows left 2 threads no faster than 1).
     const bool ahead = Q >= 64 && i + 1 < i1 && 2 * i + 3 < P;
-    if (ahead)
-      for (int64_t c = 0; c < C; ++c) pfx.add(x + (c * H + 2 * i + 4) * W, 2 * W * 4);
+    if (ahead) pfx.add_rows(x, C, H, W, 2 * i + 4, 2 * i + 6);
     for (int64_t j0 = 0; j0 < qh; j0 += 16) {
       int64_t k0 = 0;
       for (; k0 + 2 <= K; k0 += 2) {
