@@ -1087,6 +1087,76 @@ TEST_CASE("Winograd transforms: every ISA equals the reference", "[kernels][wino
   }
 }
 
+TEST_CASE("wino_output_pool: wino_output then maxpool2x2, and every ISA equals it",
+          "[kernels][winograd][pool]") {
+  // P x Q conv outputs (P even): a last tile row of 2 rows, odd Q (a dropped column), rows of
+  // 13 tiles (the seed's conv3) and of more than 16 (several runs per block).
+  struct Case {
+    int64_t k, p, q;
+  };
+  const Case cases[] = {{3, 8, 8}, {2, 6, 11}, {2, 16, 52}, {1, 4, 130}, {2, 2, 5}};
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  for (const Case& c : cases) {
+    const WinoGeometry g{c.k, 0, 0, 0, 0, c.p, c.q, 4};
+    const int64_t n = 3, K = c.k, P = c.p, Q = c.q, pp = P / 2, qp = Q / 2;
+    const int64_t tiles = n * g.tiles_h() * g.tiles_w(), ld = tiles + 3;
+    std::vector<float> m(static_cast<size_t>(36 * (K * ld + kWinoXiPad))),
+        bias(static_cast<size_t>(K));
+    for (float& v : m) v = nd(rng);
+    for (float& v : bias) v = nd(rng);
+    // A NaN in one product of a few tiles spreads to several of their outputs.
+    for (int64_t t = 1; t < tiles; t += 7)
+      m[static_cast<size_t>(9 * (K * ld + kWinoXiPad) + t)] =
+          std::numeric_limits<float>::quiet_NaN();
+    const auto pn = static_cast<size_t>(n * K * pp * qp);
+    for (int act = 0; act <= 2; ++act)
+      for (bool with_bias : {false, true}) {
+        const float* b = with_bias ? bias.data() : nullptr;
+        // The definition: the conv output of every tile, then each plane pooled.
+        std::vector<float> conv(static_cast<size_t>(n * K * P * Q)), def(pn);
+        std::vector<int32_t> def_arg(pn);
+        ref::wino_output(g, m.data(), ld, 0, tiles, b, act, 0.1f, false, conv.data());
+        for (int64_t j = 0; j < n * K; ++j)
+          ref::maxpool2x2(conv.data() + j * P * Q, Q, pp, qp, nullptr, 0, 0.0f,
+                          def.data() + j * pp * qp, def_arg.data() + j * pp * qp);
+        std::vector<float> want(pn, kSentinel);
+        std::vector<int32_t> want_arg(pn, -7);
+        ref::wino_output_pool(g, m.data(), ld, 0, tiles, b, act, 0.1f, want.data(),
+                              want_arg.data());
+        DYNAMIC_SECTION("ref: K " << K << " P " << P << " Q " << Q << " act " << act << " bias "
+                                  << with_bias) {
+          for (std::size_t i = 0; i < pn; ++i) {
+            REQUIRE(same_value(want[i], def[i]));
+            REQUIRE(want_arg[i] == def_arg[i]);
+          }
+        }
+        for (Isa isa : runnable_isas()) {
+          const KernelTable& t = table_for(isa);
+          // Whole batch, and calls that start and end inside a row of tiles (and inside a block
+          // of 16): each writes only its tiles' pooled outputs.
+          const std::vector<std::pair<int64_t, int64_t>> rs{
+              {0, tiles}, {1, tiles - 1}, {tiles / 2 + 3, tiles}};
+          for (auto [t0, t1] : rs) {
+            DYNAMIC_SECTION(to_string(isa)
+                            << " K " << K << " P " << P << " Q " << Q << " act " << act << " bias "
+                            << with_bias << " tiles [" << t0 << ", " << t1 << ")") {
+              std::vector<float> wv(pn, kSentinel), gv(pn, kSentinel);
+              std::vector<int32_t> wa(pn, -7), ga(pn, -7);
+              const float* mt = m.data() + t0;  // M of tile t0 first, row stride ld
+              ref::wino_output_pool(g, mt, ld, t0, t1, b, act, 0.1f, wv.data(), wa.data());
+              t.wino_output_pool(g, mt, ld, t0, t1, b, act, 0.1f, gv.data(), ga.data());
+              for (std::size_t i = 0; i < pn; ++i) {
+                REQUIRE(same_value(gv[i], wv[i]));
+                REQUIRE(ga[i] == wa[i]);
+              }
+            }
+          }
+        }
+      }
+  }
+}
+
 namespace {
 
 // The transform matrices of F(m x m, 3x3) for the error bounds: |B^T| (n x n), |G| (n x 3),

@@ -173,6 +173,7 @@ struct KernelTable {
   WinoInputFn wino_input;
   WinoOutputFn wino_output;
   WinoGradFn wino_grad;
+  WinoOutputPoolFn wino_output_pool;  // F(4x4) output transform with 2x2 max pooling
   GemmNtSmallFn gemm_nt_small;
   TransposeFn transpose;
   GatherAccFn gather_acc;
@@ -235,6 +236,8 @@ void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0,
                  const float* bias, int act, float slope, bool accumulate, float* out);
 void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
                int64_t t0, int64_t t1, float* z, int64_t ldz);
+void wino_output_pool(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                      const float* bias, int act, float slope, float* yp, int32_t* arg);
 void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                    int64_t ldb, float beta, float* C, int64_t ldc);
 void gather_acc(int64_t count, const float* g, const int64_t* off, const float* x,

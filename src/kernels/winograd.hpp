@@ -78,6 +78,18 @@ using WinoOutputFn = void (*)(const WinoGeometry& g, const float* m, int64_t ldm
                               int64_t t1, const float* bias, int act, float slope, bool accumulate,
                               float* out);
 
+// Output transform and a 2x2 / stride 2 max pooling in one (m = 4 only): for tiles [t0, t1) of the
+// P x Q output (P = g.out_h even, Q = g.out_w; pp = P / 2, qp = Q / 2 pooled), each conv output
+// z = (A^T M A)[i][j] (+ bias[k] if bias) and act(z) (act 0, 1 or 2) as the output transform
+// computes it, then each 2x2 window of them pooled as maxpool2x2 does (row-major window order, a
+// later value wins only if strictly greater):
+//   yp[(n K + k) pp qp + py qp + px] = the maximum,
+//   arg[same] = its conv position in the plane, (2 py + r) Q + 2 px + s.
+// A last odd conv column is computed and dropped. The conv output is never stored.
+using WinoOutputPoolFn = void (*)(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0,
+                                  int64_t t1, const float* bias, int act, float slope, float* yp,
+                                  int32_t* arg);
+
 // Gradient-tile transform: Z[xi*(K*ldz + kWinoXiPad) + k*ldz + t - t0] = (A dz A^T)[xi] for the m x
 // m tile of dz = dy * act'(y) at outputs (m ty.., m tx..) (zero outside P x Q); K = g.channels, dy
 // and y are (N, K, P, Q). For m = 2, Z[xi = 5] is (dz00 + dz10) + (dz01 + dz11), the tile's sum:
@@ -92,6 +104,8 @@ void wino_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0,
                  const float* bias, int act, float slope, bool accumulate, float* out);
 void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
                int64_t t0, int64_t t1, float* z, int64_t ldz);
+void wino_output_pool(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                      const float* bias, int act, float slope, float* yp, int32_t* arg);
 }  // namespace ref
 
 }  // namespace imgsim::kernels

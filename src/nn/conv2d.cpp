@@ -761,15 +761,22 @@ WinoLayer wino_layer(const kernels::Im2colGeometry& g, int64_t k, int64_t tile) 
 // a worker's buffers (pl.buf floats): V, then M or Z. K = pl.k, C = pl.c.
 //   forward: V = input transform of x; M[xi] = U[xi] V[xi]; out = output transform of M with
 //            bias b and activation code act (0, 1, 2).
-void wino_chunk_forward(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
-                        const float* x, const float* u, int64_t t0, int64_t t1, const float* b,
-                        int act, float slope, float* v, float* out) {
+//            (wino_chunk_products computes M and returns it.)
+float* wino_chunk_products(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
+                           const float* x, const float* u, int64_t t0, int64_t t1, float* v) {
   const int64_t K = pl.k, C = pl.c;
   float* m = v + pl.xis * pl.vc;
   kt.wino_input(wl.in, x, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
   for (int64_t xi = 0; xi < pl.xis; ++xi)
     kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * pl.vc, pl.ld, 0.0f,
              m + xi * pl.vk, pl.ld);
+  return m;
+}
+
+void wino_chunk_forward(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
+                        const float* x, const float* u, int64_t t0, int64_t t1, const float* b,
+                        int act, float slope, float* v, float* out) {
+  const float* m = wino_chunk_products(kt, wl, pl, x, u, t0, t1, v);
   kt.wino_output(wl.out, m, pl.ld, t0, t1, b, act, slope, false, out);
 }
 
@@ -898,17 +905,21 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
 // the pooling reads are computed (2 floor(P/2): a last odd row is dropped; a last odd column is
 // computed and ignored, since the tile grid's row stride is Q). Work goes by blocks of whole
 // images, nb of them (a conv output of about detail::wino_pool_block() floats, at least one image):
-//   forward:  chunks of the block's tiles as in wino_forward, the output transform (bias, act)
-//             writing the block's conv output yb (nb x K x 2Pp x Q) instead of y; then each
-//             plane of yb pooled into yp and argmax (argmax relative to the conv plane, row
-//             stride Q, as MaxPool2D stores it). yb stays in cache between the two.
+//   forward:  F(4x4) with linear, relu or leaky_relu: the chunks of wino_forward over the whole
+//             batch, the output transform pooling as it goes (kernel wino_output_pool): yp and
+//             argmax (relative to the conv plane, row stride Q, as MaxPool2D stores it) with no
+//             conv output stored. Otherwise (F(2x2), tanh, sigmoid): chunks of the block's tiles
+//             as in wino_forward, the output transform (bias, act) writing the block's conv
+//             output yb (nb x K x 2Pp x Q) instead of y; then each plane of yb pooled into yp and
+//             argmax. yb stays in cache between the two.
 //   backward: dz of the block built from the pooling's gradient by the unpool2x2 kernel (zero but
 //             dz[argmax] = dyp * act'(yp), y at the argmax being yp), db_g += the sum of those;
 //             then the weight and data passes of wino_backward on dz (act already applied).
 // The values are the two layers': the same transforms and GEMM columns per tile, the same pooling
-// kernel (forward bitwise); the gradients differ only in the order of float sums. Threads:
-// forward, blocks shared dynamically with a yb per worker when there are enough of them (a
-// batch), else one block at a time with its chunks, then its planes, shared (batch 1); backward,
+// rule (forward bitwise); the gradients differ only in the order of float sums. Threads:
+// forward, the chunks shared dynamically (pooled output transform), or blocks shared dynamically
+// with a yb per worker when there are enough of them (a batch), else one block at a time with its
+// chunks, then its planes, shared (batch 1); backward,
 // the image groups of wino_backward, each worker with its own dz block. The block size is
 // detail::wino_pool_block() (tests make it small to cover several blocks cheaply).
 
@@ -953,13 +964,34 @@ void wino_forward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile
   const WinoPoolPlan pp = make_wino_pool_plan(g, K, n);
   const WinoLayer wl = wino_layer(pp.g, K, tile);
   const int64_t tt = wl.out.tiles_h() * wl.out.tiles_w();
+  const bool fused =
+      act == Activation::linear || act == Activation::relu || act == Activation::leaky_relu;
+  const kernels::KernelTable& kt = kernels::table();
+  if (tile == 4 && fused) {
+    // The output transform pools (kernels wino_output_pool): the chunks of wino_forward over the
+    // batch's tiles, straight to yp and argmax, with no conv output stored in between.
+    const int64_t tiles = n * tt;
+    const WinoPlan pl = make_wino_plan(C, K, n, tiles, tile);
+    const int64_t chunk = round_up(ceil_div(tiles, ceil_div(tiles, pl.chunk)), 16);
+    const int64_t nchunks = ceil_div(tiles, chunk);
+    const int64_t workers =
+        workers_for(nchunks, 2.0 * double(K) * double(C) * double(pl.xis) * double(tiles));
+    work.resize(Shape{workers * pl.buf});
+    std::atomic<int64_t> next{0};
+    kernels::parallel_for(workers, [&](int64_t wk) {
+      float* v = work.data() + wk * pl.buf;
+      for (int64_t ci; (ci = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
+        const int64_t t0 = ci * chunk, t1 = t0 + chunk < tiles ? t0 + chunk : tiles;
+        const float* m = wino_chunk_products(kt, wl, pl, x.data(), u, t0, t1, v);
+        kt.wino_output_pool(wl.out, m, pl.ld, t0, t1, b, act_code(act), slope, yp.data(), argmax);
+      }
+    });
+    return;
+  }
   const WinoPlan pl = make_wino_plan(C, K, n, pp.nb * tt, tile);
   const int64_t xis = pl.xis, blocks = ceil_div(n, pp.nb), pq = pp.pp * pp.qp;
   const int64_t ybuf = round_up(pp.nb * K * pp.plane, 16);
   const double flops = 2.0 * double(K) * double(C) * double(xis) * double(n * tt);
-  const bool fused =
-      act == Activation::linear || act == Activation::relu || act == Activation::leaky_relu;
-  const kernels::KernelTable& kt = kernels::table();
   // Tiles [t0, t1) of the block of images from n0 into yb; v: a worker's V and M buffers.
   auto conv_chunk = [&](float* v, int64_t n0, int64_t t0, int64_t t1, float* yb) {
     wino_chunk_forward(kt, wl, pl, x.data() + n0 * chw, u, t0, t1, b, fused ? act_code(act) : 0,

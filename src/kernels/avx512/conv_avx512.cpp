@@ -131,6 +131,10 @@ void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, 
                int64_t t0, int64_t t1, float* z, int64_t ldz) {
   ref::wino_grad(g, dy, y, act, slope, t0, t1, z, ldz);
 }
+void wino_output_pool(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                      const float* bias, int act, float slope, float* yp, int32_t* arg) {
+  ref::wino_output_pool(g, m, ldm, t0, t1, bias, act, slope, yp, arg);
+}
 void gemm_nt_small(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                    int64_t ldb, float beta, float* C, int64_t ldc) {
   ref::sgemm(false, true, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);

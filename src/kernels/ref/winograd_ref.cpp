@@ -120,6 +120,49 @@ void wino4_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0
   }
 }
 
+// The tile's 4x4 outputs as wino4_output computes them (bias, act), then each of its 2x2 windows
+// pooled as maxpool2x2 does.
+void wino4_output_pool(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                       const float* bias, int act, float slope, float* yp, int32_t* arg) {
+  const int64_t K = g.channels, Q = g.out_w, pp = g.out_h / 2, qp = Q / 2;
+  const int64_t tw = g.tiles_w(), tt = g.tiles_h() * tw;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
+    for (int64_t k = 0; k < K; ++k) {
+      float mm[6][6];
+      for (int xi = 0; xi < 36; ++xi)
+        mm[xi / 6][xi % 6] = m[xi * (K * ldm + kWinoXiPad) + k * ldm + (t - t0)];
+      float s[4][6];
+      for (int j = 0; j < 6; ++j) {
+        float col[4];
+        wf4_at(mm[0][j], mm[1][j], mm[2][j], mm[3][j], mm[4][j], mm[5][j], col);
+        for (int i = 0; i < 4; ++i) s[i][j] = col[i];
+      }
+      float z[4][4];
+      for (int i = 0; i < 4; ++i) {
+        float row[4];
+        wf4_at(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], row);
+        for (int j = 0; j < 4; ++j)
+          store_output(row[j], bias ? bias + k : nullptr, act, slope, false, z[i][j]);
+      }
+      for (int a = 0; a < 2; ++a)
+        for (int b = 0; b < 2; ++b) {
+          const int64_t py = 2 * ty + a, px = 2 * tx + b;
+          if (py >= pp || px >= qp) continue;
+          const float v[4] = {z[2 * a][2 * b], z[2 * a][2 * b + 1], z[2 * a + 1][2 * b],
+                              z[2 * a + 1][2 * b + 1]};
+          const int64_t off[4] = {0, 1, Q, Q + 1};
+          int best = 0;
+          for (int i = 1; i < 4; ++i)
+            if (v[i] > v[best]) best = i;
+          const int64_t at = (n * K + k) * pp * qp + py * qp + px;
+          yp[at] = v[best];
+          arg[at] = static_cast<int32_t>(2 * py * Q + 2 * px + off[best]);
+        }
+    }
+  }
+}
+
 void wino4_grad(const WinoGeometry& g, const float* dy, const float* y, int act, float slope,
                 int64_t t0, int64_t t1, float* z, int64_t ldz) {
   const int64_t K = g.channels, P = g.out_h, Q = g.out_w;
@@ -243,6 +286,11 @@ void wino_grad(const WinoGeometry& g, const float* dy, const float* y, int act, 
         }
     }
   }
+}
+
+void wino_output_pool(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
+                      const float* bias, int act, float slope, float* yp, int32_t* arg) {
+  wino4_output_pool(g, m, ldm, t0, t1, bias, act, slope, yp, arg);
 }
 
 }  // namespace imgsim::kernels::ref
