@@ -1470,10 +1470,12 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
   const int64_t n = x.dim(0);
   if (n == 0) return;
   // With 16 or more input channels the sparse channels-last backward below beats Winograd's dense
-  // one (measured on the models' 32->64 and 64->128 layers, docs/benchmarks.md); Winograd when
-  // forced (tests, comparisons).
-  const bool sparse =
-      g.channels >= kHwcMinChannels && detail::conv_algo() == detail::ConvAlgo::automatic;
+  // one on AVX-512 (measured on the models' 32->64 and 64->128 layers, docs/benchmarks.md). On
+  // AVX2 it is far slower (pool_scatter's 8 lanes, no masked stores): the seed's conv2 + pool2
+  // backward 367 ms against 220 ms by Winograd, conv3 + pool3 305 against 178 (bench_layers, one
+  // thread, Zen 3), so Winograd there. Winograd when forced (tests, comparisons).
+  const bool sparse = g.channels >= kHwcMinChannels && kernels::table().isa == Isa::avx512 &&
+                      detail::conv_algo() == detail::ConvAlgo::automatic;
   if (const int64_t tile = sparse ? 0 : winograd_tile(kernel_, opt_.stride, g, filters_, n, true)) {
     wino_backward_pool(g, filters_, tile, x, yp, dyp, argmax, dx, overwrite, weight_.data(),
                        opt_.use_bias, opt_.activation, opt_.leaky_slope, dweight_.data(),
