@@ -115,7 +115,8 @@ inline int64_t conv3x3_pool_scratch(int64_t C, int64_t W) {
 // convolution): conv rows 2 i0 .. min(2 i1, P) - 1 of every filter, P = H - 2, all Q = W - 2
 // columns, y[k ldy + p Q + q] = act(z(k, p, q) + bias[k]) with z summed as above (the im2col
 // GEMM's sums, then bias, then activation: the unfused layer's output bit for bit). scratch:
-// conv3x3_pool_scratch(C, W) floats. Oracle: ref::conv3x3; null where conv3x3_pool is.
+// conv3x3_pool_scratch(C, W) floats. Oracle: ref::conv3x3; null in the ISAs that have no fast
+// version (all but AVX-512).
 using Conv3x3Fn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                            const float* bias, int act, float slope, int64_t K, int64_t i0,
                            int64_t i1, float* y, int64_t ldy, float* scratch);
@@ -145,7 +146,7 @@ inline int64_t conv3x3_grad_scratch(int64_t W) {
 // which the caller reduces. (The dense gradient of the unfused layers also adds the products of
 // the three other places of each window, with g = 0.) dy, y and arg: planes of pp x qp per filter,
 // k-th at + k ldg. scratch: conv3x3_pool_grad_scratch(C, W, i1 - i0) floats. Oracle:
-// ref::conv3x3_pool_grad (with std::fma); null where conv3x3_pool is. The fast versions work in
+// ref::conv3x3_pool_grad (with std::fma); null where conv3x3 is. The fast versions work in
 // bands of pooled rows: as many as split into about 96 KiB (a part of L2), at least 8, at most
 // rows.
 inline int64_t conv3x3_grad_band(int64_t C, int64_t W, int64_t rows) {
@@ -245,6 +246,10 @@ void gather_acc(int64_t count, const float* g, const int64_t* off, const float* 
 }  // namespace portable
 namespace avx2 {
 #include "kernels/isa_kernels.inc"
+// The direct first-layer forward only (avx2/direct_avx2.cpp; the other three are null on AVX2).
+void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
+                  const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
+                  float* y, int32_t* arg, int64_t ldy, float* scratch);
 }  // namespace avx2
 namespace avx512 {
 #include "kernels/direct_kernels.inc"

@@ -107,7 +107,7 @@ const Tables& tables() {
                &avx2::gather_acc,
                &avx2::scatter_axpy,
                &avx2::pool_scatter,
-               nullptr,
+               &avx2::conv3x3_pool,
                nullptr,
                nullptr,
                nullptr},
