@@ -8,7 +8,8 @@
 // with their own accumulators (four ymm); the row tail uses masked loads, which never touch the
 // masked-off floats. Order of the sums: position i goes to accumulator i mod 2 (the last of an
 // odd count to 0), then (a0 + a1) to acc. scatter_axpy: per segment, 8 floats of w in a register.
-// pool_scatter: filter by filter, as scatter_axpy over the windows.
+// pool_scatter: for a 3x3 filter and C a multiple of 16, a window's filters summed in registers
+// (half a window at a time); otherwise filter by filter, as scatter_axpy over the windows.
 #include <cstdint>
 
 #include "kernels/kernels.hpp"
@@ -87,6 +88,31 @@ void gather_block(int64_t count, const float* g, const int64_t* off, const float
   if constexpr (Two) add_lanes(acc + 8, _mm256_add_ps(b[0], b[1]), m1);
 }
 
+// pool_scatter for a 3x3 filter, 8 channels of a block of 16, filters [kb, kb + 32): half H of the
+// window's 4 x 4 pixels (rows 2H, 2H + 1) in a[8]; filter kb + t (bit t of m, its 9 taps of 16
+// channels 144 floats apart per filter from wk0) with its argmax DY rows down and DX columns right
+// adds g w to those of its 3 x 3 pixels that lie in the half, the filters of each of the four
+// places in order.
+template <int DY, int DX, int H>
+__attribute__((always_inline)) inline void pool_fma8(uint32_t m, const float* gj, const float* wk0,
+                                                     __m256 (&a)[8]) {
+  while (m) {
+    const int t = __builtin_ctz(m);
+    m &= m - 1;
+    const __m256 gv = _mm256_set1_ps(gj[t]);
+    const float* wk = wk0 + t * 144;
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; ++r) {
+      const int rr = DY + r - 2 * H;  // the pixel row within the half
+      if (rr < 0 || rr > 1) continue;
+#pragma GCC unroll 3
+      for (int s = 0; s < 3; ++s)
+        a[rr * 4 + DX + s] =
+            _mm256_fmadd_ps(gv, _mm256_loadu_ps(wk + (r * 3 + s) * 16), a[rr * 4 + DX + s]);
+    }
+  }
+}
+
 }  // namespace
 
 void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt) {
@@ -156,10 +182,58 @@ void scatter_axpy(int64_t count, const float* g, const int64_t* off, const float
 
 void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, const int64_t* org,
                   const float* w, int64_t R, int64_t S, int64_t C, int64_t ldrow, float* x) {
-  // As scatter_axpy, filter by filter (the reference's order), up to 64 windows at a time with
-  // their patch offsets and g first gathered: 8 channels of a filter tap in a register, every
-  // window in order; a block's last C % 8 channels one at a time. (Summing a window's filters in
-  // registers, as AVX-512 does, would need 16 accumulators: all of AVX2's registers.)
+  if (R == 3 && S == 3 && C % 16 == 0) {
+    // As AVX-512 does, a window's filters summed in registers and its 4 x 4 pixels added to x once
+    // per group of 32 filters, rather than each filter's 3 x 3 patch read and written back (the
+    // store rate bounds that: Fashion-MNIST's conv2 + pool backward spent 58 % of its time in
+    // the filter-by-filter loop below). The 16 pixels of 8 channels would take all 16 ymm
+    // registers, so each half of the window (two pixel rows, 8 accumulators) is summed in turn,
+    // every filter visited once per half. A block of 16 channels (the packed weights of 32
+    // filters, 18 KB, stay in L1 while every window is visited), then 32 filters, then the
+    // windows in order; per window its filters grouped by argmax place, in filter order.
+    for (int64_t cb = 0; cb < C / 16; ++cb)
+      for (int64_t kb = 0; kb < K; kb += 32) {
+        const int64_t nk = K - kb < 32 ? K - kb : 32;
+        const float* wk0 = w + (cb * K + kb) * 144;
+        for (int64_t j = 0; j < nwin; ++j) {
+          const uint8_t* sj = sel + j * K + kb;
+          uint32_t m[4] = {0, 0, 0, 0};
+          for (int64_t t = 0; t < nk; ++t) m[sj[t] & 3] |= uint32_t{1} << t;
+          const float* gj = g + j * K + kb;
+          float* xo = x + org[j] + 16 * cb;
+          for (int64_t eh = 0; eh < 16; eh += 8) {
+            const float* wh = wk0 + eh;
+            __m256 a[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+            pool_fma8<0, 0, 0>(m[0], gj, wh, a);
+            pool_fma8<0, 1, 0>(m[1], gj, wh, a);
+            pool_fma8<1, 0, 0>(m[2], gj, wh, a);
+            pool_fma8<1, 1, 0>(m[3], gj, wh, a);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; ++i) {
+              float* p = xo + (i / 4) * ldrow + (i % 4) * C + eh;
+              _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[i]));
+            }
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+            pool_fma8<0, 0, 1>(m[0], gj, wh, a);
+            pool_fma8<0, 1, 1>(m[1], gj, wh, a);
+            pool_fma8<1, 0, 1>(m[2], gj, wh, a);
+            pool_fma8<1, 1, 1>(m[3], gj, wh, a);
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; ++i) {
+              float* p = xo + (2 + i / 4) * ldrow + (i % 4) * C + eh;
+              _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[i]));
+            }
+          }
+        }
+      }
+    return;
+  }
+  // Otherwise as scatter_axpy, filter by filter (the reference's order), up to 64 windows at a
+  // time with their patch offsets and g first gathered: 8 channels of a filter tap in a
+  // register, every window in order; a block's last C % 8 channels one at a time.
   const int64_t RS = R * S;
   int64_t off[64];
   float gk[64];
