@@ -176,33 +176,10 @@ void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int6
     }
 }
 
-// Software prefetch spread over a loop (as avx512/direct_avx512.cpp's): runs of memory, one
-// 64-byte line per step().
-class LinePrefetch {
- public:
-  void add(const void* p, int64_t bytes) {
-    if (bytes <= 0 || n_ == 4) return;
-    p_[n_] = static_cast<const char*>(p);
-    bytes_[n_++] = bytes;
-  }
-  void add_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t r0, int64_t r1) {
-    for (int64_t c = 0; c < C; ++c) add(x + (c * H + r0) * W, (r1 - r0) * W * 4);
-  }
-  void step() {
-    if (r_ == n_) return;
-    _mm_prefetch(p_[r_] + (at_ < bytes_[r_] ? at_ : bytes_[r_] - 1), _MM_HINT_T0);
-    at_ += 64;
-    if (at_ >= bytes_[r_] + 63) {
-      ++r_;
-      at_ = 0;
-    }
-  }
-
- private:
-  const char* p_[4] = {};
-  int64_t bytes_[4] = {};
-  int n_ = 0, r_ = 0;
-  int64_t at_ = 0;
+#include "kernels/line_prefetch.inc"
+int64_t bytes_[4] = {};
+int n_ = 0, r_ = 0;
+int64_t at_ = 0;
 };
 
 template <int Act>

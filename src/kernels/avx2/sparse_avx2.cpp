@@ -113,6 +113,26 @@ __attribute__((always_inline)) inline void pool_fma8(uint32_t m, const float* gj
   }
 }
 
+// Half H of a window (pixel rows 2H, 2H + 1 of its 4 x 4, 8 channels at xo) for filters whose
+// argmax places are the bits of m[0..3]: summed in 8 accumulators, then added to x.
+template <int H>
+__attribute__((always_inline)) inline void pool_half(const uint32_t (&m)[4], const float* gj,
+                                                     const float* wh, float* xo, int64_t ldrow,
+                                                     int64_t C) {
+  __m256 a[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
+  pool_fma8<0, 0, H>(m[0], gj, wh, a);
+  pool_fma8<0, 1, H>(m[1], gj, wh, a);
+  pool_fma8<1, 0, H>(m[2], gj, wh, a);
+  pool_fma8<1, 1, H>(m[3], gj, wh, a);
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    float* p = xo + (2 * H + i / 4) * ldrow + (i % 4) * C;
+    _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[i]));
+  }
+}
+
 }  // namespace
 
 void transpose(const float* a, int64_t lda, int64_t rows, int64_t cols, float* t, int64_t ldt) {
@@ -203,29 +223,8 @@ void pool_scatter(int64_t nwin, int64_t K, const float* g, const uint8_t* sel, c
           float* xo = x + org[j] + 16 * cb;
           for (int64_t eh = 0; eh < 16; eh += 8) {
             const float* wh = wk0 + eh;
-            __m256 a[8];
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
-            pool_fma8<0, 0, 0>(m[0], gj, wh, a);
-            pool_fma8<0, 1, 0>(m[1], gj, wh, a);
-            pool_fma8<1, 0, 0>(m[2], gj, wh, a);
-            pool_fma8<1, 1, 0>(m[3], gj, wh, a);
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; ++i) {
-              float* p = xo + (i / 4) * ldrow + (i % 4) * C + eh;
-              _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[i]));
-            }
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; ++i) a[i] = _mm256_setzero_ps();
-            pool_fma8<0, 0, 1>(m[0], gj, wh, a);
-            pool_fma8<0, 1, 1>(m[1], gj, wh, a);
-            pool_fma8<1, 0, 1>(m[2], gj, wh, a);
-            pool_fma8<1, 1, 1>(m[3], gj, wh, a);
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; ++i) {
-              float* p = xo + (2 + i / 4) * ldrow + (i % 4) * C + eh;
-              _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), a[i]));
-            }
+            pool_half<0>(m, gj, wh, xo + eh, ldrow, C);
+            pool_half<1>(m, gj, wh, xo + eh, ldrow, C);
           }
         }
       }

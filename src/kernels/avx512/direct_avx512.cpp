@@ -251,35 +251,10 @@ __attribute__((always_inline)) inline __m512 window_grads(const float* dy, const
   return g;
 }
 
-// Software prefetch spread over a loop: runs of memory (up to 4), taken in turn one 64-byte line
-// per step(), so that what the next filter or band reads arrives while this one computes (a burst
-// of prefetches fills the miss queues and stalls the loop behind it).
-class LinePrefetch {
- public:
-  void add(const void* p, int64_t bytes) {
-    if (bytes <= 0 || n_ == 4) return;
-    p_[n_] = static_cast<const char*>(p);
-    bytes_[n_++] = bytes;
-  }
-  // Rows [r0, r1) of each of the C planes of x (C x H x W), a run per channel.
-  void add_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t r0, int64_t r1) {
-    for (int64_t c = 0; c < C; ++c) add(x + (c * H + r0) * W, (r1 - r0) * W * 4);
-  }
-  void step() {
-    if (r_ == n_) return;
-    _mm_prefetch(p_[r_] + (at_ < bytes_[r_] ? at_ : bytes_[r_] - 1), _MM_HINT_T0);
-    at_ += 64;
-    if (at_ >= bytes_[r_] + 63) {  // the run's last line, partial or not, is done
-      ++r_;
-      at_ = 0;
-    }
-  }
-
- private:
-  const char* p_[4] = {};
-  int64_t bytes_[4] = {};
-  int n_ = 0, r_ = 0;
-  int64_t at_ = 0;
+#include "kernels/line_prefetch.inc"
+int64_t bytes_[4] = {};
+int n_ = 0, r_ = 0;
+int64_t at_ = 0;
 };
 
 // The next filter's (or the next band's first filter's) masked gradients, computed a block at a

@@ -89,6 +89,21 @@ void wino4_input(const WinoGeometry& g, const float* x, const float* y, int act,
   }
 }
 
+// The 4x4 outputs (A^T M) A of one tile and filter, its 36 values at m[xi * xs] (xs: from M[xi]
+// to M[xi + 1]).
+void tile4_output(const float* m, int64_t xs, float z[4][4]) {
+  float mm[6][6];
+  for (int xi = 0; xi < 36; ++xi) mm[xi / 6][xi % 6] = m[xi * xs];
+  float s[4][6];  // A^T M, column by column
+  for (int j = 0; j < 6; ++j) {
+    float col[4];
+    wf4_at(mm[0][j], mm[1][j], mm[2][j], mm[3][j], mm[4][j], mm[5][j], col);
+    for (int i = 0; i < 4; ++i) s[i][j] = col[i];
+  }
+  for (int i = 0; i < 4; ++i)  // (A^T M) A
+    wf4_at(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], z[i]);
+}
+
 void wino4_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0, int64_t t1,
                   const float* bias, int act, float slope, bool accumulate, float* out) {
   const int64_t K = g.channels, P = g.out_h, Q = g.out_w;
@@ -96,26 +111,15 @@ void wino4_output(const WinoGeometry& g, const float* m, int64_t ldm, int64_t t0
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
     for (int64_t k = 0; k < K; ++k) {
-      float mm[6][6];
-      for (int xi = 0; xi < 36; ++xi)
-        mm[xi / 6][xi % 6] = m[xi * (K * ldm + kWinoXiPad) + k * ldm + (t - t0)];
-      float s[4][6];  // A^T M, column by column
-      for (int j = 0; j < 6; ++j) {
-        float col[4];
-        wf4_at(mm[0][j], mm[1][j], mm[2][j], mm[3][j], mm[4][j], mm[5][j], col);
-        for (int i = 0; i < 4; ++i) s[i][j] = col[i];
-      }
-      for (int i = 0; i < 4; ++i) {
-        float row[4];  // (A^T M) A
-        wf4_at(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], row);
+      float z[4][4];
+      tile4_output(m + k * ldm + (t - t0), K * ldm + kWinoXiPad, z);
+      for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) {
           const int64_t p = 4 * ty + i, q = 4 * tx + j;
           if (p >= P || q >= Q) continue;
-          float z = row[j];
-          store_output(z, bias ? bias + k : nullptr, act, slope, accumulate,
+          store_output(z[i][j], bias ? bias + k : nullptr, act, slope, accumulate,
                        out[((n * K + k) * P + p) * Q + q]);
         }
-      }
     }
   }
 }
@@ -129,22 +133,11 @@ void wino4_output_pool(const WinoGeometry& g, const float* m, int64_t ldm, int64
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t n = t / tt, ty = t % tt / tw, tx = t % tw;
     for (int64_t k = 0; k < K; ++k) {
-      float mm[6][6];
-      for (int xi = 0; xi < 36; ++xi)
-        mm[xi / 6][xi % 6] = m[xi * (K * ldm + kWinoXiPad) + k * ldm + (t - t0)];
-      float s[4][6];
-      for (int j = 0; j < 6; ++j) {
-        float col[4];
-        wf4_at(mm[0][j], mm[1][j], mm[2][j], mm[3][j], mm[4][j], mm[5][j], col);
-        for (int i = 0; i < 4; ++i) s[i][j] = col[i];
-      }
       float z[4][4];
-      for (int i = 0; i < 4; ++i) {
-        float row[4];
-        wf4_at(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], row);
+      tile4_output(m + k * ldm + (t - t0), K * ldm + kWinoXiPad, z);
+      for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j)
-          store_output(row[j], bias ? bias + k : nullptr, act, slope, false, z[i][j]);
-      }
+          store_output(z[i][j], bias ? bias + k : nullptr, act, slope, false, z[i][j]);
       for (int a = 0; a < 2; ++a)
         for (int b = 0; b < 2; ++b) {
           const int64_t py = 2 * ty + a, px = 2 * tx + b;
