@@ -146,7 +146,7 @@ inline int64_t conv3x3_grad_scratch(int64_t W) {
 // which the caller reduces. (The dense gradient of the unfused layers also adds the products of
 // the three other places of each window, with g = 0.) dy, y and arg: planes of pp x qp per filter,
 // k-th at + k ldg. scratch: conv3x3_pool_grad_scratch(C, W, i1 - i0) floats. Oracle:
-// ref::conv3x3_pool_grad (with std::fma); null where conv3x3 is. The fast versions work in
+// ref::conv3x3_pool_grad (with std::fma); null where conv3x3_pool is. The fast versions work in
 // bands of pooled rows: as many as split into about 96 KiB (a part of L2), at least 8, at most
 // rows.
 inline int64_t conv3x3_grad_band(int64_t C, int64_t W, int64_t rows) {
@@ -246,10 +246,14 @@ void gather_acc(int64_t count, const float* g, const int64_t* off, const float* 
 }  // namespace portable
 namespace avx2 {
 #include "kernels/isa_kernels.inc"
-// The direct first-layer forward only (avx2/direct_avx2.cpp; the other three are null on AVX2).
+// The direct first-layer pooled forward and gradient (avx2/direct_avx2.cpp; conv3x3 and
+// conv3x3_grad, the unpooled ones, are null on AVX2).
 void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                   const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
                   float* y, int32_t* arg, int64_t ldy, float* scratch);
+void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                       const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
+                       int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch);
 }  // namespace avx2
 namespace avx512 {
 #include "kernels/direct_kernels.inc"

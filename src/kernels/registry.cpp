@@ -108,7 +108,7 @@ const Tables& tables() {
                &avx2::scatter_axpy,
                &avx2::pool_scatter,
                &avx2::conv3x3_pool,
-               nullptr,
+               &avx2::conv3x3_pool_grad,
                nullptr,
                nullptr},
               {Isa::avx512,

@@ -455,7 +455,7 @@ int act_code(Activation a) {
 }
 
 // A first layer that the direct kernels (conv3x3, conv3x3_pool, conv3x3_pool_grad on AVX-512;
-// conv3x3_pool on AVX2) can run: a 3x3 filter, stride 1, no padding, few channels (C 9 <=
+// the pooled two on AVX2) can run: a 3x3 filter, stride 1, no padding, few channels (C 9 <=
 // kSmallCrs), an activation they apply (linear, relu, leaky relu), and no algorithm forced.
 bool direct_3x3(const kernels::Im2colGeometry& g, Size2 kernel, const Conv2DOptions& opt) {
   const bool act = opt.activation == Activation::linear || opt.activation == Activation::relu ||
@@ -1316,8 +1316,7 @@ void Conv2D::backward_parts(const Tensor& x, const Tensor& y, const Tensor& dy, 
 //             at stride 1 (pool_scatter).
 // On AVX-512 a valid 3x3 stride-1 first layer with a pooling activation skips all of this: its
 // forward and (without dx) its dW and db run straight from the image (kernels conv3x3_pool,
-// conv3x3_pool_grad; the same sums as the GEMM forward, and the dense gradient's). On AVX2 its
-// forward does (conv3x3_pool); its backward goes by im2col.
+// conv3x3_pool_grad; the same sums as the GEMM forward, and the dense gradient's); on AVX2 too.
 // The values are those of the two layers: out_u's columns are the same GEMM columns and the same
 // act_row, and the pooling kernel is the same, so yp and argmax are bitwise equal; the gradients
 // differ only in the order of their float sums (other tiles). A last conv row that the pooling
