@@ -1471,9 +1471,10 @@ void Conv2D::backward_pool2x2(const Tensor& x, const Tensor& yp, const Tensor& d
   if (n == 0) return;
   // With 16 or more input channels the sparse channels-last backward below beats Winograd's dense
   // one on AVX-512 (measured on the models' 32->64 and 64->128 layers, docs/benchmarks.md). On
-  // AVX2 it is far slower (pool_scatter's 8 lanes, no masked stores): the seed's conv2 + pool2
-  // backward 367 ms against 220 ms by Winograd, conv3 + pool3 305 against 178 (bench_layers, one
-  // thread, Zen 3), so Winograd there. Winograd when forced (tests, comparisons).
+  // AVX2 it is slower: the seed's conv2 + pool2 backward 319 ms against 243 by Winograd, conv3 +
+  // pool3 206 against 194 (bench_layers, one thread, Zen 3; 367 and 305 before pool_scatter
+  // summed windows in registers on AVX2), so Winograd there. Winograd when forced (tests,
+  // comparisons).
   const bool sparse = g.channels >= kHwcMinChannels && kernels::table().isa == Isa::avx512 &&
                       detail::conv_algo() == detail::ConvAlgo::automatic;
   if (const int64_t tile = sparse ? 0 : winograd_tile(kernel_, opt_.stride, g, filters_, n, true)) {

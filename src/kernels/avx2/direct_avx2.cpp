@@ -50,6 +50,8 @@ inline __m256i lanes(int64_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kOnesThenZeros + 8 - k));
 }
 
+#include "kernels/direct_common.inc"
+
 template <int Act>
 inline __m256 activate(__m256 z, __m256 slope) {
   if constexpr (Act == 1) {
@@ -182,12 +184,6 @@ void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int6
       }
     }
 }
-
-#include "kernels/line_prefetch.inc"
-int64_t bytes_[4] = {};
-int n_ = 0, r_ = 0;
-int64_t at_ = 0;
-};
 
 template <int Act>
 void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
@@ -336,23 +332,17 @@ void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
 void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                        const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
                        int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch) {
-  if (act == 1)
-    grad_rows<1>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
-  else if (act == 2)
-    grad_rows<2>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
-  else
-    grad_rows<0>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+  with_act(act, [&](auto a) {
+    grad_rows<decltype(a)::value>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+  });
 }
 
 void conv3x3_pool(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                   const float* bias, int act, float slope, int64_t K, int64_t i0, int64_t i1,
                   float* y, int32_t* arg, int64_t ldy, float* scratch) {
-  if (act == 1)
-    rows<1>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
-  else if (act == 2)
-    rows<2>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
-  else
-    rows<0>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
+  with_act(act, [&](auto a) {
+    rows<decltype(a)::value>(x, C, H, W, w, bias, slope, K, i0, i1, y, arg, ldy, scratch);
+  });
 }
 
 #else  // this build cannot compile AVX2 code; the registry never selects it

@@ -40,17 +40,7 @@ inline __mmask16 lanes(int64_t n) {
                  : (n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u));
 }
 
-// f(std::integral_constant<int, Act>{}) for the activation code act (0 linear, 1 relu, 2 leaky
-// relu): the kernels' templates instantiated per activation.
-template <class F>
-void with_act(int act, F&& f) {
-  if (act == 1)
-    f(std::integral_constant<int, 1>{});
-  else if (act == 2)
-    f(std::integral_constant<int, 2>{});
-  else
-    f(std::integral_constant<int, 0>{});
-}
+#include "kernels/direct_common.inc"
 
 template <int Act>
 inline __m512 activate(__m512 z, __m512 slope) {
@@ -250,12 +240,6 @@ __attribute__((always_inline)) inline __m512 window_grads(const float* dy, const
   _mm512_storeu_si512(gd + 16, place);
   return g;
 }
-
-#include "kernels/line_prefetch.inc"
-int64_t bytes_[4] = {};
-int n_ = 0, r_ = 0;
-int64_t at_ = 0;
-};
 
 // The next filter's (or the next band's first filter's) masked gradients, computed a block at a
 // time inside the current filter's last channel loop: its dy, y and argmaxes then come from memory
