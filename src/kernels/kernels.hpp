@@ -107,8 +107,14 @@ using PoolScatterFn = void (*)(int64_t nwin, int64_t K, const float* g, const ui
 using ConvPool3x3Fn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
                                const float* bias, int act, float slope, int64_t K, int64_t i0,
                                int64_t i1, float* y, int32_t* arg, int64_t ldy, float* scratch);
-inline int64_t conv3x3_pool_scratch(int64_t C, int64_t W) {
+// The floats of a row's input lines split by column parity: 2 planes (even, odd) of 4 rows per
+// channel. The scratch has room for two such sets (the AVX2 kernels add the planes shifted by one
+// column, so that no load crosses a cache line).
+inline int64_t conv3x3_split_floats(int64_t C, int64_t W) {
   return C * 8 * ((W / 2 + 15) / 16 * 16 + 32);
+}
+inline int64_t conv3x3_pool_scratch(int64_t C, int64_t W) {
+  return 2 * conv3x3_split_floats(C, W);
 }
 
 // The same direct convolution without the pooling (a first layer followed by another
@@ -150,12 +156,13 @@ inline int64_t conv3x3_grad_scratch(int64_t W) {
 // bands of pooled rows: as many as split into about 96 KiB (a part of L2), at least 8, at most
 // rows.
 inline int64_t conv3x3_grad_band(int64_t C, int64_t W, int64_t rows) {
-  const int64_t fit = 24 * 1024 / conv3x3_pool_scratch(C, W), band = fit > 8 ? fit : 8;
+  const int64_t fit = 24 * 1024 / conv3x3_split_floats(C, W), band = fit > 8 ? fit : 8;
   return rows < band ? rows : band;
 }
 inline int64_t conv3x3_pool_grad_scratch(int64_t C, int64_t W, int64_t rows) {
   return conv3x3_grad_band(C, W, rows) *
-         (conv3x3_pool_scratch(C, W) + 2 * ((W / 2 + 15) / 16 * 32));
+             (conv3x3_split_floats(C, W) + 2 * ((W / 2 + 15) / 16 * 32)) +
+         16;
 }
 using ConvPool3x3GradFn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                                    const float* y, int act, float slope, const int32_t* arg,
