@@ -718,10 +718,12 @@ TEST_CASE("conv3x3_pool_grad: the fast versions equal the reference bit for bit"
     int64_t c, h, w, k, i0, i1;
     int act;
   };
-  const Case cases[] = {
-      {3, 9, 11, 5, 0, 3, 1},  {1, 28, 28, 32, 0, 13, 1},
-      {2, 8, 40, 3, 1, 3, 2},  {3, 7, 37, 1, 0, 2, 0},
-      {3, 12, 70, 4, 2, 5, 1}, {3, 40, 200, 3, 1, 19, 2}};  // 2 bands of 8 rows and one of 2
+  const Case cases[] = {{3, 9, 11, 5, 0, 3, 1},
+                        {1, 28, 28, 32, 0, 13, 1},
+                        {2, 8, 40, 3, 1, 3, 2},
+                        {3, 7, 37, 1, 0, 2, 0},
+                        {3, 12, 70, 4, 2, 5, 1},
+                        {3, 40, 200, 3, 1, 19, 2}};  // bands: 8, 8, 2 (AVX-512), 4 x 4, 2 (AVX2)
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
     if (!t.conv3x3_pool_grad) continue;

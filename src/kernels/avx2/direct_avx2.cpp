@@ -30,6 +30,7 @@
 // windows are separate passes so that window j still goes to lane j % 16 of the caller's sums,
 // as on AVX-512. Against the im2col path (transposed columns gathered at the argmaxes), one
 // thread: seed conv1 + pool1 backward 58.3 -> 55.5 ms, Fashion-MNIST's 0.86 -> 0.66 ms.
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -196,7 +197,7 @@ inline void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t 
 // The four input rows 2i .. 2i + 3 of each channel split by column parity (row (c, r) at
 // + (4c + r) L in e and in o, L floats, a multiple of 8, zero past W): the weight gradient's
 // layout, whose blocks of windows take every other block of a row in turn (there, rows in
-// blocks of 8 columns read more lines per block from L2 and ran 8 % slower).
+// blocks of 8 columns ran no faster: 1.67 against 1.53 ms per seed image, single runs).
 void split_planes(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int64_t L, float* e,
                   float* o) {
   for (int64_t c = 0; c < C; ++c)
@@ -319,13 +320,19 @@ void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                float* acc, float* scratch) {
   const int64_t Q = W - 2, qp = Q / 2, L = (qp + 15) / 16 * 16 + 16, nw = 9 * C + 1;
   const int64_t nb = (qp + 7) / 8, rows4 = C * 4 * L;
-  // Bands of pooled rows (conv3x3_grad_band, as the AVX-512 kernel): the band's input rows split
-  // by column parity, then filter by filter: its window gradients and argmax places for the band
-  // (gd, 3 vectors per 8 windows, in L1), then channel by channel with the channel's 9 sums in
-  // registers over the band. A block of 8 windows at column 8 jb feeds lanes 8 (jb % 2) .. + 7 of
-  // the caller's 16 (window j goes to lane j % 16), so the even blocks and the odd ones are two
-  // passes, each lane's products in the reference's order (pooled row, window).
-  const int64_t band = conv3x3_grad_band(C, W, i1 - i0);
+  // Bands of pooled rows: the band's input rows split by column parity, then filter by filter:
+  // its window gradients and argmax places for the band (gd, 3 vectors per 8 windows), then
+  // channel by channel with the channel's 9 sums in registers over the band. A block of 8 windows
+  // at column 8 jb feeds lanes 8 (jb % 2) .. + 7 of the caller's 16 (window j goes to lane
+  // j % 16), so the even blocks and the odd ones are two passes, each lane's products in the
+  // reference's order (pooled row, window). Both passes read every line of the channel's rows,
+  // so the band is as many rows as keep one channel's split rows and gd within 24 KiB of the
+  // 32 KiB L1 (at most conv3x3_grad_band, which the scratch is sized for): 4 rows for the seed's
+  // first layer, where 8 rows (43 KiB) ran 20-25 % slower (bench_kernels
+  // sparse/avx2/conv3x3_pool_grad/seed_conv1 on Zen 3, best of 4 rounds: 1.36 against 1.78 ms;
+  // 2 rows: 1.56 ms).
+  const int64_t per_row = 8 * L + 24 * nb, fit = 6144 / per_row;
+  const int64_t band = std::min(std::max<int64_t>(fit, 1), conv3x3_grad_band(C, W, i1 - i0));
   float* gd = scratch + band * 2 * rows4;
   const __m256 slope = _mm256_set1_ps(slope_f);
   for (int64_t b0 = i0; b0 < i1; b0 += band) {
