@@ -134,6 +134,28 @@ void pack_b_trans_sliver(const float* s, int64_t ldb, int64_t kc, int64_t nr, in
     for (int64_t k = 0; k < kc; ++k) d[k * w + j] = 0.0f;
 }
 
+// Untransposed A panel (gemm_driver.inc): d[k * 6 + i] = s[i * lda + k] for i < mr, zero for
+// mr <= i < 6. 8 columns at a time through transpose8 (rows mr .. 7 zero), each column's 6 floats
+// stored as 4 + 2; scalar past the last whole 8. (The generic loops cost a quarter of the time of
+// a Winograd chunk's GEMMs, 64 x 96 x 32, which pack A for every call.)
+#define IMGSIM_GEMM_HAS_PACK_A_ROWS 1
+void pack_a_rows(const float* s, int64_t lda, int64_t kc, int64_t mr, float* d) {
+  int64_t k0 = 0;
+  for (; k0 + 8 <= kc; k0 += 8) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i)
+      r[i] = i < mr ? _mm256_loadu_ps(s + i * lda + k0) : _mm256_setzero_ps();
+    transpose8(r);
+    for (int i = 0; i < 8; ++i) {
+      float* dk = d + (k0 + i) * kMR;
+      _mm_storeu_ps(dk, _mm256_castps256_ps128(r[i]));
+      _mm_storel_pi(reinterpret_cast<__m64*>(dk + 4), _mm256_extractf128_ps(r[i], 1));
+    }
+  }
+  for (int64_t k = k0; k < kc; ++k)
+    for (int64_t i = 0; i < kMR; ++i) d[k * kMR + i] = i < mr ? s[i * lda + k] : 0.0f;
+}
+
 using TileFn = void (*)(int64_t, const float*, const float*, int64_t, float*, int64_t, float, float,
                         int64_t, const float*, int64_t);
 #define IMGSIM_TILE_ROW(R) \
