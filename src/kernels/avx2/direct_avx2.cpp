@@ -264,10 +264,11 @@ __attribute__((always_inline)) inline __m256 window_grads(const float* dy, const
                                                           __m256 slope, float* gd) {
   const __m256i m = lanes(n);
   const int64_t at = i * qp + j0;
-  __m256 g = _mm256_maskload_ps(dy + at, m);
+  const bool full = n == 8;  // plain loads (masked ones are slow on AMD) unless past the row
+  __m256 g = full ? _mm256_loadu_ps(dy + at) : _mm256_maskload_ps(dy + at, m);
   if constexpr (Act != 0) {
-    const __m256 pos =
-        _mm256_cmp_ps(_mm256_maskload_ps(y + at, m), _mm256_setzero_ps(), _CMP_GT_OQ);
+    const __m256 yv = full ? _mm256_loadu_ps(y + at) : _mm256_maskload_ps(y + at, m);
+    const __m256 pos = _mm256_cmp_ps(yv, _mm256_setzero_ps(), _CMP_GT_OQ);
     g = Act == 1 ? _mm256_and_ps(pos, g) : _mm256_blendv_ps(_mm256_mul_ps(slope, g), g, pos);
   } else {
     (void)y;
@@ -277,7 +278,9 @@ __attribute__((always_inline)) inline __m256 window_grads(const float* dy, const
   const __m256i first =
       _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * i * Q + 2 * j0)),
                        _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
-  const __m256i code = _mm256_sub_epi32(_mm256_maskload_epi32(arg + at, m), first);
+  const __m256i av = full ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(arg + at))
+                          : _mm256_maskload_epi32(arg + at, m);
+  const __m256i code = _mm256_sub_epi32(av, first);
   const auto q = static_cast<int32_t>(Q);
   const __m256i down = _mm256_cmpgt_epi32(code, _mm256_set1_epi32(q - 1));
   const __m256i right = _mm256_or_si256(_mm256_cmpeq_epi32(code, _mm256_set1_epi32(1)),
@@ -345,12 +348,15 @@ void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
       float* ab = acc + (k * nw + 9 * C) * 16;
       __m256 bsum[2] = {_mm256_loadu_ps(ab), _mm256_loadu_ps(ab + 8)};
       for (int64_t i = b0; i < b1; ++i)
-        for (int64_t jb = 0; jb < nb; ++jb) {
-          const int64_t j0 = 8 * jb, n = qp - j0 < 8 ? qp - j0 : 8;
-          const __m256 g = window_grads<Act>(dy + k * ldg, y + k * ldg, arg + k * ldg, i, j0, n, qp,
-                                             Q, slope, gd + ((i - b0) * nb + jb) * 24);
-          bsum[jb & 1] = _mm256_add_ps(bsum[jb & 1], g);
-        }
+        for (int64_t jb = 0; jb < nb; jb += 2)  // an even block, then an odd one if any
+#pragma GCC unroll 2
+          for (int64_t h = 0; h < 2; ++h) {
+            const int64_t j0 = 8 * (jb + h), n = qp - j0 < 8 ? qp - j0 : 8;
+            if (n <= 0) break;
+            const __m256 g = window_grads<Act>(dy + k * ldg, y + k * ldg, arg + k * ldg, i, j0, n,
+                                               qp, Q, slope, gd + ((i - b0) * nb + jb + h) * 24);
+            bsum[h] = _mm256_add_ps(bsum[h], g);
+          }
       _mm256_storeu_ps(ab, bsum[0]);
       _mm256_storeu_ps(ab + 8, bsum[1]);
       for (int64_t c = 0; c < C; ++c)
