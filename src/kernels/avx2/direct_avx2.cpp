@@ -23,13 +23,15 @@
 // spilled by GCC: 42-46; one filter and 16 windows on separate even / odd planes with unaligned
 // loads at j + 1 (a quarter of them crossing a cache line, and one address register per row and
 // plane, which GCC spilled): 55-62; the interleaved aligned blocks: 70-72. At the layer, seed
-// conv1 + pool1 forward, one thread: 64-66 -> 42-51 ms in one interleaved A/B (a noisy hour).
+// conv1 + pool1 forward, one thread: 64-66 -> 42-51 ms in one interleaved A/B (a noisy hour),
+// 39.2-41.9 ms at best (65-70 % of the peak).
 //
 // Gradient: each window's g lands on its argmax, so dW gets one product per window, g times the
 // 3x3 patch there, selected per lane with blends (grad_block); the even and odd blocks of 8
 // windows are separate passes so that window j still goes to lane j % 16 of the caller's sums,
 // as on AVX-512. Against the im2col path (transposed columns gathered at the argmaxes), one
-// thread: seed conv1 + pool1 backward 58.3 -> 55.5 ms, Fashion-MNIST's 0.86 -> 0.66 ms.
+// thread: seed conv1 + pool1 backward 58.3 -> 55.5 ms, Fashion-MNIST's 0.86 -> 0.66 ms; with
+// bands that fit L1 and plain loads of the window gradients (grad_rows), 48-52 ms.
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -121,6 +123,7 @@ void block(const float* t, int64_t nb, int64_t C, int64_t j0, const float* w, in
   for (int h = 0; h < NH; ++h) {
     const int64_t jh = j0 + 8 * h, nh = n - 8 * h;
     if (nh <= 0) break;
+    // Window (0, 0), (0, 1), (1, 0), (1, 1): conv index (2i + yo) Q + 2j + par.
     const __m256i base =
         _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(2 * i * Q + 2 * jh)),
                          _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
@@ -128,6 +131,7 @@ void block(const float* t, int64_t nb, int64_t C, int64_t j0, const float* w, in
     const __m256 vb = activate<Act>(bias ? _mm256_add_ps(acc[h][0][1], b) : acc[h][0][1], slope);
     const __m256 vc = activate<Act>(bias ? _mm256_add_ps(acc[h][1][0], b) : acc[h][1][0], slope);
     const __m256 vd = activate<Act>(bias ? _mm256_add_ps(acc[h][1][1], b) : acc[h][1][1], slope);
+    // max_ps(a, b) is a > b ? a : b: the later value only if strictly greater, NaN never.
     __m256 gt = _mm256_cmp_ps(vb, va, _CMP_GT_OQ);
     __m256 best = _mm256_max_ps(vb, va);
     __m256 off = _mm256_and_ps(gt, q1);
