@@ -24,14 +24,15 @@
 // loads at j + 1 (a quarter of them crossing a cache line, and one address register per row and
 // plane, which GCC spilled): 55-62; the interleaved aligned blocks: 70-72. At the layer, seed
 // conv1 + pool1 forward, one thread: 64-66 -> 42-51 ms in one interleaved A/B (a noisy hour),
-// 39.2-41.9 ms at best (65-70 % of the peak).
+// 37.9-38.5 ms in 3 rounds alternated with the code before (55.3-68.8), 70 % of the peak.
 //
 // Gradient: each window's g lands on its argmax, so dW gets one product per window, g times the
 // 3x3 patch there, selected per lane with blends (grad_block); the even and odd blocks of 8
 // windows are separate passes so that window j still goes to lane j % 16 of the caller's sums,
 // as on AVX-512. Against the im2col path (transposed columns gathered at the argmaxes), one
 // thread: seed conv1 + pool1 backward 58.3 -> 55.5 ms, Fashion-MNIST's 0.86 -> 0.66 ms; with
-// bands that fit L1 and plain loads of the window gradients (grad_rows), 48-52 ms.
+// bands that fit L1 and plain loads of the window gradients (grad_rows), 46.6-47.9 ms (58.2-63.7
+// before, alternated rounds).
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
