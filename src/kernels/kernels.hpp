@@ -153,8 +153,9 @@ inline int64_t conv3x3_grad_scratch(int64_t W) {
 // the three other places of each window, with g = 0.) dy, y and arg: planes of pp x qp per filter,
 // k-th at + k ldg. scratch: conv3x3_pool_grad_scratch(C, W, i1 - i0) floats. Oracle:
 // ref::conv3x3_pool_grad (with std::fma); null where conv3x3_pool is. The fast versions work in
-// bands of pooled rows: as many as split into about 96 KiB (a part of L2), at least 8, at most
-// rows.
+// bands of pooled rows: conv3x3_grad_band, as many as split into about 96 KiB (a part of L2), at
+// least 8, at most rows, which the scratch is sized for; AVX2 takes fewer where one channel's
+// split rows would not fit L1 (avx2/direct_avx2.cpp, grad_rows).
 inline int64_t conv3x3_grad_band(int64_t C, int64_t W, int64_t rows) {
   const int64_t fit = 24 * 1024 / conv3x3_split_floats(C, W), band = fit > 8 ? fit : 8;
   return rows < band ? rows : band;
