@@ -550,7 +550,9 @@ TEST_CASE("conv3x3_pool: the fast versions equal the reference bit for bit", "[k
       {3, 9, 11, 5, 0, 3, 1, true, false},  {1, 28, 28, 32, 0, 13, 1, true, false},
       {2, 8, 40, 3, 1, 3, 2, false, false}, {3, 7, 37, 1, 0, 2, 0, true, false},
       {1, 6, 5, 4, 0, 2, 1, true, true},    {3, 10, 35, 6, 2, 4, 2, true, true},
-      {2, 6, 60, 3, 0, 2, 1, true, false}};  // 29 windows a row: a second pair of blocks, 13
+      {2, 6, 60, 3, 0, 2, 1, true, false},    // 29 windows a row: a second pair of blocks, 13
+      {2, 6, 16, 3, 0, 2, 1, true, false},    // 7 windows: a block's tail of 7
+      {1, 8, 22, 5, 0, 3, 2, false, false}};  // 10 windows: a tail of 2 in the second block
   int fast = 0;
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);

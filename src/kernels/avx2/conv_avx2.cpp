@@ -25,16 +25,11 @@ inline __m256i run_mask(int64_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kOnesThenZeros + 8 - n));
 }
 
-// d[i] = v[i] for i < n, n in [0, 8]: a plain store for 8, otherwise through a local (a masked
-// store, vmaskmovps to memory, is several times slower on AMD than the copy).
+#include "kernels/avx2/store_head.inc"
+
+// d[i] = v[i] for i < n, n in [0, 8] (store_head: no masked stores, slow on AMD).
 inline void store_first(float* d, __m256 v, int64_t n) {
-  if (n == 8) {
-    _mm256_storeu_ps(d, v);
-    return;
-  }
-  alignas(32) float t[8];
-  _mm256_store_ps(t, v);
-  for (int64_t i = 0; i < n; ++i) d[i] = t[i];
+  store_head(d, v, n);
 }
 
 #define IMGSIM_CONV_HAS_RUNS 1

@@ -13,9 +13,9 @@
 // two input rows and both blocks (c, r, s in order for every accumulator, from 0: the im2col
 // GEMM's sums). The window's four values then get bias and activation and are pooled in
 // registers (first maximum in window order, strict greater than, as maxpool2x2), and only the
-// pooled value and its argmax are stored; a last block of fewer than 8 windows is stored through
-// a local (masked stores are slow on AMD). The next row's input lines are prefetched while a row
-// is computed, and its output lines for writing.
+// pooled value and its argmax are stored; a last block of fewer than 8 windows is stored by 4, 2
+// and 1 floats (store_head: masked stores are slow on AMD). The next row's input lines are
+// prefetched while a row is computed, and its output lines for writing.
 //
 // History on Zen 3 (bench_kernels sparse/avx2/conv3x3_pool/seed_conv1, GFLOP/s of a 102 peak):
 // one filter and 8 windows, 4 accumulators (27-deep chains: latency-bound at half the peak),
@@ -58,6 +58,7 @@ inline __m256i lanes(int64_t n) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kOnesThenZeros + 8 - k));
 }
 
+#include "kernels/avx2/store_head.inc"
 #include "kernels/direct_common.inc"
 
 template <int Act>
@@ -148,14 +149,8 @@ void block(const float* t, int64_t nb, int64_t C, int64_t j0, const float* w, in
       _mm256_storeu_ps(y + at, best);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(arg + at), a);
     } else {
-      alignas(32) float tv[8];
-      alignas(32) int32_t ta[8];
-      _mm256_store_ps(tv, best);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(ta), a);
-      for (int64_t l = 0; l < nh; ++l) {
-        y[at + l] = tv[l];
-        arg[at + l] = ta[l];
-      }
+      store_head(y + at, best, nh);
+      store_head(arg + at, a, nh);
     }
   }
 }

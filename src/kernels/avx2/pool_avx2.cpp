@@ -3,7 +3,7 @@
 // applied to each; the first maximum in window order
 // is kept with ordered greater-than compares (false for NaN, like the scalar '>') and blends,
 // which also select the argmax offset. The row tail (fewer than 8 outputs) is one more such step
-// on masked loads, stored through a local.
+// on masked loads, stored by 4, 2 and 1 floats (store_head).
 // unpool2x2 (its backward) is a plain loop over windows, left to the compiler.
 #include <cstdint>
 
@@ -19,6 +19,8 @@ namespace imgsim::kernels::avx2 {
 #ifdef IMGSIM_HAVE_AVX2_POOL
 
 namespace {
+
+#include "kernels/avx2/store_head.inc"
 
 // Even (imm 0x88) or odd (0xDD) floats of (lo, hi), in order.
 template <int Imm>
@@ -89,8 +91,8 @@ void pool_plane(const float* x, int64_t w, int64_t p_out, int64_t q_out, float b
     }
     if (q < q_out) {
       // The last q_out - q < 8 windows the same way, their 2 (q_out - q) floats of each row read
-      // with masked loads (the other lanes read 0 and are not stored); the results go out
-      // through a local (a masked store, vmaskmovps to memory, is slow on AMD).
+      // with masked loads (the other lanes read 0 and are not stored); the results go out by 4,
+      // 2 and 1 floats (store_head: a masked store, vmaskmovps to memory, is slow on AMD).
       const int64_t rem = q_out - q, nf = 2 * rem;
       const __m256i mlo = lanes(nf < 8 ? nf : 8), mhi = lanes(nf > 8 ? nf - 8 : 0);
       auto row = [&](const float* r, __m256& e, __m256& o) {
@@ -109,14 +111,8 @@ void pool_plane(const float* x, int64_t w, int64_t p_out, int64_t q_out, float b
       take_if_greater(o1, w1, best, off);
       const __m256i at = _mm256_add_epi32(
           _mm256_add_epi32(_mm256_set1_epi32(base + static_cast<int32_t>(2 * q)), two_lane), off);
-      alignas(32) float yb[8];
-      alignas(32) int32_t ab[8];
-      _mm256_store_ps(yb, best);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(ab), at);
-      for (int64_t i = 0; i < rem; ++i) {
-        yr[q + i] = yb[i];
-        ar[q + i] = ab[i];
-      }
+      store_head(yr + q, best, rem);
+      store_head(ar + q, at, rem);
     }
   }
 }
