@@ -162,8 +162,7 @@ inline int64_t conv3x3_grad_band(int64_t C, int64_t W, int64_t rows) {
 }
 inline int64_t conv3x3_pool_grad_scratch(int64_t C, int64_t W, int64_t rows) {
   return conv3x3_grad_band(C, W, rows) *
-             (conv3x3_split_floats(C, W) + 2 * ((W / 2 + 15) / 16 * 32)) +
-         16;
+         (conv3x3_split_floats(C, W) + 2 * ((W / 2 + 15) / 16 * 32));
 }
 using ConvPool3x3GradFn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                                    const float* y, int act, float slope, const int32_t* arg,

@@ -1,6 +1,6 @@
 // AVX2 direct 3x3 convolution fused with 2x2 / stride 2 max pooling, for a first layer
 // (kernels.hpp, conv3x3_pool), and its weight gradient (conv3x3_pool_grad): the AVX-512 kernels'
-// schemes (avx512/direct_avx512.cpp) on 8 lanes.
+// ideas (avx512/direct_avx512.cpp) on 8 lanes and 16 registers, the forward reshaped for them.
 //
 // Per pooled row, the four input rows of each channel are split into even and odd columns
 // (scratch), so that 8 pooling windows' conv outputs at even columns 2j read e[j], o[j], e[j + 1]
@@ -23,8 +23,8 @@
 // spilled by GCC: 42-46; one filter and 16 windows on separate even / odd planes with unaligned
 // loads at j + 1 (a quarter of them crossing a cache line, and one address register per row and
 // plane, which GCC spilled): 55-62; the interleaved aligned blocks: 70-72. At the layer, seed
-// conv1 + pool1 forward, one thread: 64-66 -> 42-51 ms in one interleaved A/B (a noisy hour),
-// 37.9-38.5 ms in 3 rounds alternated with the code before (55.3-68.8), 70 % of the peak.
+// conv1 + pool1 forward, one thread: 37.9-38.5 ms in 3 rounds alternated with the 4-accumulator
+// code (55.3-68.8), 70 % of the peak.
 //
 // Gradient: each window's g lands on its argmax, so dW gets one product per window, g times the
 // 3x3 patch there, selected per lane with blends (grad_block); the even and odd blocks of 8
@@ -155,6 +155,14 @@ void block(const float* t, int64_t nb, int64_t C, int64_t j0, const float* w, in
   }
 }
 
+// The 16 floats of a line from src: a = src[0..8), b = src[8..16), zero at and past left (the
+// floats left in the line), read with masked loads there.
+__attribute__((always_inline)) inline void load16(const float* src, int64_t left, __m256& a,
+                                                  __m256& b) {
+  a = left >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, lanes(left));
+  b = left >= 16 ? _mm256_loadu_ps(src + 8) : _mm256_maskload_ps(src + 8, lanes(left - 8));
+}
+
 // 16 consecutive floats a, b split into their even and odd elements.
 __attribute__((always_inline)) inline void split16(__m256 a, __m256 b, __m256& ev, __m256& od) {
   // (a0 a2 b0 b2 | a4 a6 b4 b6), then the middle quarters swapped: a0 a2 a4 a6 b0 b2 b4 b6.
@@ -180,12 +188,9 @@ inline void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t 
       for (int64_t jb = 0; jb < nb; ++jb, dst += 128) {
 #pragma GCC unroll 2
         for (int sh = 0; sh < 2; ++sh) {  // 16 input floats from column 16 jb + 2 sh, masked
-          const int64_t col = 16 * jb + 2 * sh, left = W - col;
-          const __m256 a =
-              left >= 8 ? _mm256_loadu_ps(src + col) : _mm256_maskload_ps(src + col, lanes(left));
-          const __m256 b = left >= 16 ? _mm256_loadu_ps(src + col + 8)
-                                      : _mm256_maskload_ps(src + col + 8, lanes(left - 8));
-          __m256 ev, od;
+          const int64_t col = 16 * jb + 2 * sh;
+          __m256 a, b, ev, od;
+          load16(src + col, W - col, a, b);
           split16(a, b, ev, od);
           _mm256_store_ps(dst + 16 * sh, ev);
           _mm256_store_ps(dst + 16 * sh + 8, od);
@@ -196,8 +201,9 @@ inline void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t 
 
 // The four input rows 2i .. 2i + 3 of each channel split by column parity (row (c, r) at
 // + (4c + r) L in e and in o, L floats, a multiple of 8, zero past W): the weight gradient's
-// layout, whose blocks of windows take every other block of a row in turn (there, rows in
-// blocks of 8 columns ran no faster: 1.67 against 1.53 ms per seed image, single runs).
+// layout, whose blocks of windows take every other block of a row in turn. (The forward's layout,
+// with its shifted columns, ran slower there: a band's rows fit L1 only at 2 rows, 1.51 against
+// 1.33 ms per seed image, best of 3 rounds on Zen 3.)
 void split_planes(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int64_t L, float* e,
                   float* o) {
   for (int64_t c = 0; c < C; ++c)
@@ -206,12 +212,8 @@ void split_planes(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, in
       float* er = e + (c * 4 + r) * L;
       float* orow = o + (c * 4 + r) * L;
       for (int64_t j = 0; j < L; j += 8) {  // 16 input floats, masked past W, per step
-        const int64_t left = W - 2 * j;
-        const __m256 a =
-            left >= 8 ? _mm256_loadu_ps(src + 2 * j) : _mm256_maskload_ps(src + 2 * j, lanes(left));
-        const __m256 b = left >= 16 ? _mm256_loadu_ps(src + 2 * j + 8)
-                                    : _mm256_maskload_ps(src + 2 * j + 8, lanes(left - 8));
-        __m256 ev, od;
+        __m256 a, b, ev, od;
+        load16(src + 2 * j, W - 2 * j, a, b);
         split16(a, b, ev, od);
         _mm256_storeu_ps(er + j, ev);
         _mm256_storeu_ps(orow + j, od);
@@ -219,7 +221,7 @@ void split_planes(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, in
     }
 }
 
-// The scratch at 64 bytes (the kernels' layouts assume it; the caller's is float-aligned).
+// The scratch at 64 bytes (split_rows' aligned blocks need it; the caller's is float-aligned).
 inline float* align64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
@@ -297,8 +299,8 @@ __attribute__((always_inline)) inline __m256 window_grads(const float* dy, const
 // 2j + 0..3, and two neighbouring columns blended by dx into column s: 7 blends and 3
 // multiply-adds per patch row, one product per window as the reference, with no more than 16
 // vector registers live (9 sums, g, the two masks, two columns and a load). (Multiplying every
-// input vector by each place's masked g instead, 36 multiply-adds and no blends, ran no faster:
-// 1.58 against 1.56 ms per seed image on Zen 3.)
+// input vector by each place's masked g instead, 36 multiply-adds and no blends, ran slower:
+// 1.56 against 1.30 ms per seed image on Zen 3, best of 4 rounds.)
 __attribute__((always_inline)) inline void grad_block(const float* er, const float* orow, int64_t L,
                                                       const float* gd, __m256 (&a)[9]) {
   const __m256 g = _mm256_loadu_ps(gd), right = _mm256_loadu_ps(gd + 8),
