@@ -154,15 +154,32 @@ inline int64_t conv3x3_grad_scratch(int64_t W) {
 // k-th at + k ldg. scratch: conv3x3_pool_grad_scratch(C, W, i1 - i0) floats. Oracle:
 // ref::conv3x3_pool_grad (with std::fma); null where conv3x3_pool is. The fast versions work in
 // bands of pooled rows: conv3x3_grad_band, as many as split into about 96 KiB (a part of L2), at
-// least 8, at most rows, which the scratch is sized for; AVX2 takes fewer where one channel's
-// split rows would not fit L1 (avx2/direct_avx2.cpp, grad_rows).
+// least 8, at most rows, which the scratch is sized for; AVX2 has a layout and bands of its own
+// (below). The AVX2 version also multiplies each patch value at the argmax's other row by a zero
+// g: with finite inputs the sums are the same bits.
 inline int64_t conv3x3_grad_band(int64_t C, int64_t W, int64_t rows) {
   const int64_t fit = 24 * 1024 / conv3x3_split_floats(C, W), band = fit > 8 ? fit : 8;
   return rows < band ? rows : band;
 }
+// AVX2 (avx2/direct_avx2.cpp, grad_rows): per band row, 6 vectors per input row and block of 8
+// windows (nb blocks) for every channel, and the window gradients (3 vectors a block) of a group
+// of kGradGroup filters; its band is as many rows as keep one channel's half of the blocks and
+// one filter's window gradients within 24 KiB of L1.
+constexpr int64_t kGradGroup = 8;
+inline int64_t conv3x3_grad_band_avx2(int64_t W, int64_t rows) {
+  const int64_t nb = ((W - 2) / 2 + 7) / 8, per_row = (nb + 1) / 2 * 192 + nb * 24;
+  const int64_t fit = 6144 / per_row, band = fit > 1 ? fit : 1;
+  return rows < band ? rows : band;
+}
+inline int64_t conv3x3_pool_grad_scratch_avx2(int64_t C, int64_t W, int64_t rows) {
+  const int64_t nb = ((W - 2) / 2 + 7) / 8, band = conv3x3_grad_band_avx2(W, rows);
+  return 16 + band * (C * nb * 192 + kGradGroup * nb * 24) + 2 * (8 * nb + 8);
+}
 inline int64_t conv3x3_pool_grad_scratch(int64_t C, int64_t W, int64_t rows) {
-  return conv3x3_grad_band(C, W, rows) *
-         (conv3x3_split_floats(C, W) + 2 * ((W / 2 + 15) / 16 * 32));
+  const int64_t wide = conv3x3_grad_band(C, W, rows) *
+                       (conv3x3_split_floats(C, W) + 2 * ((W / 2 + 15) / 16 * 32)),
+                avx2 = conv3x3_pool_grad_scratch_avx2(C, W, rows);
+  return wide > avx2 ? wide : avx2;
 }
 using ConvPool3x3GradFn = void (*)(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                                    const float* y, int act, float slope, const int32_t* arg,

@@ -27,12 +27,20 @@
 // code (55.3-68.8), 70 % of the peak.
 //
 // Gradient: each window's g lands on its argmax, so dW gets one product per window, g times the
-// 3x3 patch there, selected per lane with blends (grad_block); the even and odd blocks of 8
-// windows are separate passes so that window j still goes to lane j % 16 of the caller's sums,
-// as on AVX-512. Against the im2col path (transposed columns gathered at the argmaxes), one
-// thread: seed conv1 + pool1 backward 58.3 -> 55.5 ms, Fashion-MNIST's 0.86 -> 0.66 ms; with
-// bands that fit L1 and plain loads of the window gradients (grad_rows), 46.6-47.9 ms (58.2-63.7
-// before, alternated rounds).
+// 3x3 patch there. The even and odd blocks of 8 windows are separate passes so that window j
+// still goes to lane j % 16 of the caller's sums, as on AVX-512. History (one thread, Zen 3):
+// against the im2col path, patches selected with blends (7 blends and 3 multiply-adds per patch
+// row): seed conv1 + pool1 backward 58.3 -> 55.5 ms, Fashion-MNIST's 0.86 -> 0.66 ms; with bands
+// that fit L1 and plain loads of the window gradients, 46.6-47.9 ms. Zen 3 runs blends on the
+// two FMA pipes and only two 32-byte loads a cycle, one more for a load that crosses a cache line:
+// that form needed 30 FMA-pipe operations and 33 load slots per block and channel. Now each
+// band's input rows are first turned into per-block vectors v0, v1, v2 and the XORs of
+// neighbours (block_rows, once for all filters), so that a patch column is picked by the argmax's
+// column with an AND and an XOR (the other two pipes) and every load is aligned; the argmax's row
+// goes into two masked g's (grad_block: 24 aligned loads, 12 picks, 18 FMAs). The band is 3 rows
+// for the seed, which keeps a pass's vectors in L1 (4 rows, spilling it, ran 10 % slower), and
+// groups of 8 filters share them. The kernel alone 1.28 -> 1.16 ms per seed image, the layer
+// 49.3 -> 44.7 ms per batch (bench_kernels / bench_layers, best of 3-4 alternated rounds).
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -199,28 +207,6 @@ inline void split_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t 
     }
 }
 
-// The four input rows 2i .. 2i + 3 of each channel split by column parity (row (c, r) at
-// + (4c + r) L in e and in o, L floats, a multiple of 8, zero past W): the weight gradient's
-// layout, whose blocks of windows take every other block of a row in turn. (The forward's layout,
-// with its shifted columns, ran slower there: a band's rows fit L1 only at 2 rows, 1.51 against
-// 1.33 ms per seed image, best of 3 rounds on Zen 3.)
-void split_planes(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int64_t L, float* e,
-                  float* o) {
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t r = 0; r < 4; ++r) {
-      const float* src = x + (c * H + 2 * i + r) * W;
-      float* er = e + (c * 4 + r) * L;
-      float* orow = o + (c * 4 + r) * L;
-      for (int64_t j = 0; j < L; j += 8) {  // 16 input floats, masked past W, per step
-        __m256 a, b, ev, od;
-        load16(src + 2 * j, W - 2 * j, a, b);
-        split16(a, b, ev, od);
-        _mm256_storeu_ps(er + j, ev);
-        _mm256_storeu_ps(orow + j, od);
-      }
-    }
-}
-
 // The scratch at 64 bytes (split_rows' aligned blocks need it; the caller's is float-aligned).
 inline float* align64(float* p) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
@@ -256,9 +242,9 @@ void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const
 }
 
 // The gradients of 8 windows from column j0 of pooled row i of one filter (dy, y, arg at its
-// plane; n of them inside the row): g = dy act'(y) (0 past n), and as lane masks whether the
-// argmax lies in the window's right column and in its lower row, stored as three vectors at gd.
-// Returns g.
+// plane; n of them inside the row): g = dy act'(y) (0 past n), split by the argmax's row into
+// gu (upper row) and gl (lower row), and as a lane mask whether the argmax lies in the window's
+// right column: three vectors at gd. Returns g.
 template <int Act>
 __attribute__((always_inline)) inline __m256 window_grads(const float* dy, const float* y,
                                                           const int32_t* arg, int64_t i, int64_t j0,
@@ -284,98 +270,154 @@ __attribute__((always_inline)) inline __m256 window_grads(const float* dy, const
                           : _mm256_maskload_epi32(arg + at, m);
   const __m256i code = _mm256_sub_epi32(av, first);
   const auto q = static_cast<int32_t>(Q);
-  const __m256i down = _mm256_cmpgt_epi32(code, _mm256_set1_epi32(q - 1));
+  const __m256 down = _mm256_castsi256_ps(_mm256_cmpgt_epi32(code, _mm256_set1_epi32(q - 1)));
   const __m256i right = _mm256_or_si256(_mm256_cmpeq_epi32(code, _mm256_set1_epi32(1)),
                                         _mm256_cmpeq_epi32(code, _mm256_set1_epi32(q + 1)));
-  _mm256_storeu_ps(gd, g);
-  _mm256_storeu_ps(gd + 8, _mm256_castsi256_ps(right));
-  _mm256_storeu_ps(gd + 16, _mm256_castsi256_ps(down));
+  _mm256_storeu_ps(gd, _mm256_andnot_ps(down, g));
+  _mm256_storeu_ps(gd + 8, _mm256_and_ps(down, g));
+  _mm256_storeu_ps(gd + 16, _mm256_castsi256_ps(right));
   return g;
 }
 
+// Per block of 8 windows and input row R (0..3) of a pooled row, 6 vectors: with v0 .. v3 the
+// row's columns 2j, 2j + 1, 2j + 2, 2j + 3 (j the block's windows), v0, v1, v2 and v0 ^ v1,
+// v1 ^ v2, v2 ^ v3 (bitwise), so that a window's patch column s is v_s ^ ((v_s ^ v_s+1) & right)
+// with no blend and no unaligned load. They depend on the image only, so a band's are made once
+// for all filters (channel c, band row ib, block jb, row R at + (((c band + ib) nb + jb) 4 + R)
+// 48). row: 2 L floats of scratch for one input row's even and odd columns (L a multiple of 8,
+// at least 8 nb + 8; zero past W).
+inline void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int64_t ib,
+                       int64_t band, int64_t nb, int64_t L, float* row, float* xb) {
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t r = 0; r < 4; ++r) {
+      const float* src = x + (c * H + 2 * i + r) * W;
+      for (int64_t j = 0; j < L; j += 8) {  // 16 input floats, masked past W, per step
+        __m256 a, b, ev, od;
+        load16(src + 2 * j, W - 2 * j, a, b);
+        split16(a, b, ev, od);
+        _mm256_store_ps(row + j, ev);
+        _mm256_store_ps(row + L + j, od);
+      }
+      float* dst = xb + ((c * band + ib) * nb * 4 + r) * 48;
+      for (int64_t jb = 0; jb < nb; ++jb, dst += 192) {
+        const __m256 v0 = _mm256_load_ps(row + 8 * jb), v1 = _mm256_load_ps(row + L + 8 * jb),
+                     v2 = _mm256_loadu_ps(row + 8 * jb + 1),
+                     v3 = _mm256_loadu_ps(row + L + 8 * jb + 1);
+        _mm256_store_ps(dst, v0);
+        _mm256_store_ps(dst + 8, v1);
+        _mm256_store_ps(dst + 16, v2);
+        _mm256_store_ps(dst + 24, _mm256_xor_ps(v0, v1));
+        _mm256_store_ps(dst + 32, _mm256_xor_ps(v1, v2));
+        _mm256_store_ps(dst + 40, _mm256_xor_ps(v2, v3));
+      }
+    }
+}
+
 // One channel's 9 sums a[3r + s] += g x[2i + dy + r][2j + dx + s] for the 8 windows of a block at
-// the argmax's place (dy, dx): per patch row r, the input rows r and r + 1 of the pooled row (e
-// and o: even and odd columns, row rin at + rin L) blended by dy into the patch row's columns
-// 2j + 0..3, and two neighbouring columns blended by dx into column s: 7 blends and 3
-// multiply-adds per patch row, one product per window as the reference, with no more than 16
-// vector registers live (9 sums, g, the two masks, two columns and a load). (Multiplying every
-// input vector by each place's masked g instead, 36 multiply-adds and no blends, ran slower:
-// 1.56 against 1.30 ms per seed image on Zen 3, best of 4 rounds.)
-__attribute__((always_inline)) inline void grad_block(const float* er, const float* orow, int64_t L,
-                                                      const float* gd, __m256 (&a)[9]) {
-  const __m256 g = _mm256_loadu_ps(gd), right = _mm256_loadu_ps(gd + 8),
-               down = _mm256_loadu_ps(gd + 16);
+// the argmax's place (dy, dx). Per input row R of the window's four, the patch columns s = 0, 1,
+// 2 are picked by dx with two logic ops each from block_rows' vectors (and, xor: on Zen 3 these
+// run on the two vector pipes that the multiply-adds leave free, where blends share the FMA
+// pipes), and go to patch row R times gu (the argmax in the upper row) and to patch row R - 1
+// times gl (the lower row): 18 multiply-adds, of which a window's lane gets one non-zero product
+// per sum, the reference's (x finite: the zero factors add exact zeros). 24 aligned loads, 12
+// picks, 18 FMAs, 14 registers.
+__attribute__((always_inline)) inline void grad_block(const float* xb, const float* gd,
+                                                      __m256 (&a)[9]) {
+  const __m256 gu = _mm256_loadu_ps(gd), gl = _mm256_loadu_ps(gd + 8),
+               rt = _mm256_loadu_ps(gd + 16);
+#pragma GCC unroll 4
+  for (int R = 0; R < 4; ++R) {
+    const float* p = xb + R * 48;
 #pragma GCC unroll 3
-  for (int r = 0; r < 3; ++r) {
-    const float* e0 = er + r * L;
-    const float* o0 = orow + r * L;
-    const __m256 d0 = _mm256_blendv_ps(_mm256_loadu_ps(e0), _mm256_loadu_ps(e0 + L), down);
-    const __m256 d1 = _mm256_blendv_ps(_mm256_loadu_ps(o0), _mm256_loadu_ps(o0 + L), down);
-    a[3 * r] = _mm256_fmadd_ps(g, _mm256_blendv_ps(d0, d1, right), a[3 * r]);
-    const __m256 d2 = _mm256_blendv_ps(_mm256_loadu_ps(e0 + 1), _mm256_loadu_ps(e0 + L + 1), down);
-    a[3 * r + 1] = _mm256_fmadd_ps(g, _mm256_blendv_ps(d1, d2, right), a[3 * r + 1]);
-    const __m256 d3 = _mm256_blendv_ps(_mm256_loadu_ps(o0 + 1), _mm256_loadu_ps(o0 + L + 1), down);
-    a[3 * r + 2] = _mm256_fmadd_ps(g, _mm256_blendv_ps(d2, d3, right), a[3 * r + 2]);
+    for (int s = 0; s < 3; ++s) {
+      const __m256 c = _mm256_xor_ps(_mm256_load_ps(p + 8 * s),
+                                     _mm256_and_ps(_mm256_load_ps(p + 24 + 8 * s), rt));
+      if (R <= 2) a[3 * R + s] = _mm256_fmadd_ps(gu, c, a[3 * R + s]);
+      if (R >= 1) a[3 * R - 3 + s] = _mm256_fmadd_ps(gl, c, a[3 * R - 3 + s]);
+    }
   }
 }
 
-template <int Act>
-void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy, const float* y,
-               float slope_f, const int32_t* arg, int64_t ldg, int64_t K, int64_t i0, int64_t i1,
-               float* acc, float* scratch) {
-  const int64_t Q = W - 2, qp = Q / 2, L = (qp + 15) / 16 * 16 + 16, nw = 9 * C + 1;
-  const int64_t nb = (qp + 7) / 8, rows4 = C * 4 * L;
-  // Bands of pooled rows: the band's input rows split by column parity, then filter by filter:
-  // its window gradients and argmax places for the band (gd, 3 vectors per 8 windows), then
-  // channel by channel with the channel's 9 sums in registers over the band. A block of 8 windows
-  // at column 8 jb feeds lanes 8 (jb % 2) .. + 7 of the caller's 16 (window j goes to lane
-  // j % 16), so the even blocks and the odd ones are two passes, each lane's products in the
-  // reference's order (pooled row, window). Both passes read every line of the channel's rows,
-  // so the band is as many rows as keep one channel's split rows and gd within 24 KiB of the
-  // 32 KiB L1 (at most conv3x3_grad_band, which the scratch is sized for): 4 rows for the seed's
-  // first layer, where 8 rows (43 KiB) ran 20-25 % slower (bench_kernels
-  // sparse/avx2/conv3x3_pool_grad/seed_conv1 on Zen 3, best of 4 rounds: 1.36 against 1.78 ms;
-  // 2 rows: 1.56 ms).
-  const int64_t per_row = 8 * L + 24 * nb, fit = 6144 / per_row;
-  const int64_t band = std::min(std::max<int64_t>(fit, 1), conv3x3_grad_band(C, W, i1 - i0));
-  float* gd = scratch + band * 2 * rows4;
+// GCC allocated grad_block's 14 live vectors with a spill and a register rotation per block;
+// scheduling before allocation, register pressure in mind, gives a loop without either
+// (1.19 -> 1.15 ms per seed image).
+#if defined(__GNUC__) && !defined(__clang__)
+#define IMGSIM_GRAD_SCHED __attribute__((optimize("schedule-insns", "sched-pressure")))
+#else
+#define IMGSIM_GRAD_SCHED
+#endif
+
+template <int Act, bool Far>
+IMGSIM_GRAD_SCHED void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
+                                 const float* y, float slope_f, const int32_t* arg, int64_t ldg,
+                                 int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch) {
+  const int64_t Q = W - 2, qp = Q / 2, nw = 9 * C + 1, nb = (qp + 7) / 8;
+  const int64_t L = nb * 8 + 8;
+  // Bands of pooled rows (conv3x3_grad_band_avx2): the band's block_rows for every channel,
+  // then groups of up to kGradGroup filters: their window gradients (gd: filter, band row, block,
+  // 24 floats), then channel by channel and even / odd blocks (a block of 8 windows at column
+  // 8 jb feeds lanes 8 (jb % 2) .. + 7 of the caller's 16, window j lane j % 16, each lane's
+  // products in the reference's order: pooled row, window), filter by filter with the
+  // channel's 9 sums in registers over the band. The band is as many rows as keep one channel's
+  // half of the blocks and a filter's gd within about 24 KiB of L1, which the group's filters
+  // then read from there.
+  const int64_t band = conv3x3_grad_band_avx2(W, i1 - i0);
+  scratch = align64(scratch);
+  float* xb = scratch;
+  float* gd = xb + band * C * nb * 192;
+  float* row = gd + kGradGroup * band * nb * 24;
   const __m256 slope = _mm256_set1_ps(slope_f);
   for (int64_t b0 = i0; b0 < i1; b0 += band) {
     const int64_t b1 = b0 + band < i1 ? b0 + band : i1;
-    for (int64_t i = b0; i < b1; ++i) {
-      float* e = scratch + (i - b0) * 2 * rows4;
-      split_planes(x, C, H, W, i, L, e, e + rows4);
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      float* ab = acc + (k * nw + 9 * C) * 16;
-      __m256 bsum[2] = {_mm256_loadu_ps(ab), _mm256_loadu_ps(ab + 8)};
-      for (int64_t i = b0; i < b1; ++i)
-        for (int64_t jb = 0; jb < nb; jb += 2)  // an even block, then an odd one if any
+    for (int64_t i = b0; i < b1; ++i) block_rows(x, C, H, W, i, i - b0, band, nb, L, row, xb);
+    for (int64_t k0 = 0; k0 < K; k0 += kGradGroup) {
+      const int64_t k1 = k0 + kGradGroup < K ? k0 + kGradGroup : K;
+      for (int64_t k = k0; k < k1; ++k) {
+        float* ab = acc + (k * nw + 9 * C) * 16;
+        __m256 bsum[2] = {_mm256_loadu_ps(ab), _mm256_loadu_ps(ab + 8)};
+        float* gk = gd + (k - k0) * band * nb * 24;
+        // Far (the image's dy, y and arg outgrow L2, so come from memory): the filter two ahead
+        // (past K: the next band's), a line of dy, y and arg per 16 windows. Each filter's rows
+        // are a short run of their own, which the hardware prefetcher picks up only after its
+        // first misses. Seed conv1 + pool1 backward 45.3 -> 41.0 ms per batch; Fashion-MNIST's
+        // (in cache) ran 5 % slower with the prefetch code in the loop, so it has a loop without.
+        const int64_t kp = k + 2 < K ? k + 2 : k + 2 - K, shift = k + 2 < K ? 0 : band * qp;
+        for (int64_t i = b0; i < b1; ++i)
+          for (int64_t jb = 0; jb < nb; jb += 2) {  // an even block, then an odd one if any
+            if (Far && (k + 2 < K || i + band < i1)) {
+              const int64_t at = kp * ldg + i * qp + 8 * jb + shift;
+              _mm_prefetch(reinterpret_cast<const char*>(dy + at), _MM_HINT_T0);
+              _mm_prefetch(reinterpret_cast<const char*>(arg + at), _MM_HINT_T0);
+              if (Act != 0) _mm_prefetch(reinterpret_cast<const char*>(y + at), _MM_HINT_T0);
+            }
 #pragma GCC unroll 2
-          for (int64_t h = 0; h < 2; ++h) {
-            const int64_t j0 = 8 * (jb + h), n = qp - j0 < 8 ? qp - j0 : 8;
-            if (n <= 0) break;
-            const __m256 g = window_grads<Act>(dy + k * ldg, y + k * ldg, arg + k * ldg, i, j0, n,
-                                               qp, Q, slope, gd + ((i - b0) * nb + jb + h) * 24);
-            bsum[h] = _mm256_add_ps(bsum[h], g);
+            for (int64_t h = 0; h < 2; ++h) {
+              const int64_t j0 = 8 * (jb + h), n = qp - j0 < 8 ? qp - j0 : 8;
+              if (n <= 0) break;
+              const __m256 g = window_grads<Act>(dy + k * ldg, y + k * ldg, arg + k * ldg, i, j0, n,
+                                                 qp, Q, slope, gk + ((i - b0) * nb + jb + h) * 24);
+              bsum[h] = _mm256_add_ps(bsum[h], g);
+            }
           }
-      _mm256_storeu_ps(ab, bsum[0]);
-      _mm256_storeu_ps(ab + 8, bsum[1]);
+        _mm256_storeu_ps(ab, bsum[0]);
+        _mm256_storeu_ps(ab + 8, bsum[1]);
+      }
       for (int64_t c = 0; c < C; ++c)
-        for (int64_t h = 0; h < 2; ++h) {
-          float* ak = acc + (k * nw + 9 * c) * 16 + 8 * h;
-          __m256 a[9];
+        for (int64_t h = 0; h < 2; ++h)
+          for (int64_t k = k0; k < k1; ++k) {
+            float* ak = acc + (k * nw + 9 * c) * 16 + 8 * h;
+            const float* gk = gd + (k - k0) * band * nb * 24;
+            __m256 a[9];
 #pragma GCC unroll 9
-          for (int t = 0; t < 9; ++t) a[t] = _mm256_loadu_ps(ak + 16 * t);
-          for (int64_t i = b0; i < b1; ++i) {
-            const float* er = scratch + (i - b0) * 2 * rows4 + c * 4 * L;
-            const float* gi = gd + (i - b0) * nb * 24;
-            for (int64_t jb = h; jb < nb; jb += 2)
-              grad_block(er + 8 * jb, er + rows4 + 8 * jb, L, gi + jb * 24, a);
+            for (int t = 0; t < 9; ++t) a[t] = _mm256_loadu_ps(ak + 16 * t);
+            for (int64_t i = b0; i < b1; ++i) {
+              const float* xr = xb + (c * band + i - b0) * nb * 192;
+              const float* gi = gk + (i - b0) * nb * 24;
+              for (int64_t jb = h; jb < nb; jb += 2) grad_block(xr + jb * 192, gi + jb * 24, a);
+            }
+#pragma GCC unroll 9
+            for (int t = 0; t < 9; ++t) _mm256_storeu_ps(ak + 16 * t, a[t]);
           }
-#pragma GCC unroll 9
-          for (int t = 0; t < 9; ++t) _mm256_storeu_ps(ak + 16 * t, a[t]);
-        }
     }
   }
 }
@@ -385,8 +427,13 @@ void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
 void conv3x3_pool_grad(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
                        const float* y, int act, float slope, const int32_t* arg, int64_t ldg,
                        int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch) {
+  const bool far = K * ldg * 12 > 512 * 1024;  // dy, y and arg of all filters, bytes
   with_act(act, [&](auto a) {
-    grad_rows<decltype(a)::value>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+    constexpr int A = decltype(a)::value;
+    if (far)
+      grad_rows<A, true>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
+    else
+      grad_rows<A, false>(x, C, H, W, dy, y, slope, arg, ldg, K, i0, i1, acc, scratch);
   });
 }
 
