@@ -725,7 +725,11 @@ TEST_CASE("conv3x3_pool_grad: the fast versions equal the reference bit for bit"
                         {2, 8, 40, 3, 1, 3, 2},
                         {3, 7, 37, 1, 0, 2, 0},
                         {3, 12, 70, 4, 2, 5, 1},
-                        {3, 40, 200, 3, 1, 19, 2}};  // bands: 8, 8, 2 (AVX-512), 4 x 4, 2 (AVX2)
+                        {3, 40, 200, 3, 1, 19, 2},  // bands: 8, 8, 2 (AVX-512)
+                        // AVX2: two groups of filters (32 + 8) ...
+                        {1, 20, 30, 40, 0, 9, 1},
+                        // ... and dy, y, arg past 512 KiB (its prefetching loop), 6-row bands
+                        {2, 90, 100, 40, 0, 44, 2}};
   for (Isa isa : runnable_isas()) {
     const KernelTable& t = table_for(isa);
     if (!t.conv3x3_pool_grad) continue;

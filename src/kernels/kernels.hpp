@@ -163,9 +163,10 @@ inline int64_t conv3x3_grad_band(int64_t C, int64_t W, int64_t rows) {
 }
 // AVX2 (avx2/direct_avx2.cpp, grad_rows): per band row, 6 vectors per input row and block of 8
 // windows (nb blocks) for every channel, and the window gradients (3 vectors a block) of a group
-// of kGradGroup filters; its band is as many rows as keep one channel's half of the blocks and
-// one filter's window gradients within 24 KiB of L1.
-constexpr int64_t kGradGroup = 8;
+// of kGradGroup filters (up to 32: the larger the group, the fewer times a band's vectors come
+// back from L2); its band is as many rows as keep one channel's half of the blocks and one
+// filter's window gradients within 24 KiB of L1.
+constexpr int64_t kGradGroup = 32;
 inline int64_t conv3x3_grad_band_avx2(int64_t W, int64_t rows) {
   const int64_t nb = ((W - 2) / 2 + 7) / 8, per_row = (nb + 1) / 2 * 192 + nb * 24;
   const int64_t fit = 6144 / per_row, band = fit > 1 ? fit : 1;

@@ -39,8 +39,11 @@
 // column with an AND and an XOR (the other two pipes) and every load is aligned; the argmax's row
 // goes into two masked g's (grad_block: 24 aligned loads, 12 picks, 18 FMAs). The band is 3 rows
 // for the seed, which keeps a pass's vectors in L1 (4 rows, spilling it, ran 10 % slower), and
-// groups of 8 filters share them. The kernel alone 1.28 -> 1.16 ms per seed image, the layer
-// 49.3 -> 44.7 ms per batch (bench_kernels / bench_layers, best of 3-4 alternated rounds).
+// groups of up to 32 filters read them there (groups of 4, 8, 16: 44.3, 39.9, 38.1 ms in the
+// layer); where dy, y and arg come from memory, those of the filter two ahead and the next
+// band's input rows are prefetched. Kernel alone (bench_kernels, one seed image in cache)
+// 1.28 -> 1.10 ms; seed conv1 + pool1 backward 47.6 -> 37.8 ms per batch of 32, 71 % of the
+// peak, Fashion-MNIST's 0.68 -> 0.53 ms (bench_layers, best of 3 alternated rounds).
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -360,7 +363,7 @@ IMGSIM_GRAD_SCHED void grad_rows(const float* x, int64_t C, int64_t H, int64_t W
   // products in the reference's order: pooled row, window), filter by filter with the
   // channel's 9 sums in registers over the band. The band is as many rows as keep one channel's
   // half of the blocks and a filter's gd within about 24 KiB of L1, which the group's filters
-  // then read from there.
+  // then read from there (the group's gd, up to 129 KiB for the seed, stays in L2).
   const int64_t band = conv3x3_grad_band_avx2(W, i1 - i0);
   scratch = align64(scratch);
   float* xb = scratch;
@@ -370,6 +373,10 @@ IMGSIM_GRAD_SCHED void grad_rows(const float* x, int64_t C, int64_t H, int64_t W
   for (int64_t b0 = i0; b0 < i1; b0 += band) {
     const int64_t b1 = b0 + band < i1 ? b0 + band : i1;
     for (int64_t i = b0; i < b1; ++i) block_rows(x, C, H, W, i, i - b0, band, nb, L, row, xb);
+    // The next band's new input rows (it reads 2 b1 .. 2 b2 + 1; 2 b1 and 2 b1 + 1 were read
+    // here), a line or two per pass of products.
+    LinePrefetch pfx;
+    if (Far && b1 < i1) pfx.add_rows(x, C, H, W, 2 * b1 + 2, 2 * std::min(b1 + band, i1) + 2);
     for (int64_t k0 = 0; k0 < K; k0 += kGradGroup) {
       const int64_t k1 = k0 + kGradGroup < K ? k0 + kGradGroup : K;
       for (int64_t k = k0; k < k1; ++k) {
@@ -417,6 +424,10 @@ IMGSIM_GRAD_SCHED void grad_rows(const float* x, int64_t C, int64_t H, int64_t W
             }
 #pragma GCC unroll 9
             for (int t = 0; t < 9; ++t) _mm256_storeu_ps(ak + 16 * t, a[t]);
+            if (Far) {
+              pfx.step();
+              pfx.step();
+            }
           }
     }
   }
