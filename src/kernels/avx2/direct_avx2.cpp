@@ -9,9 +9,10 @@
 // four in blocks of 8 columns (split_rows), so that every load is aligned and at a fixed offset
 // from one pointer. One filter and 16 windows at a time keep 2 blocks x 2 rows x 2 parities of 8
 // outputs in 8 accumulators: 8 independent chains of multiply-adds, as many as the two FMA pipes
-// with their 4-cycle latency need. Per channel and filter row, three broadcast weights serve the
-// two input rows and both blocks (c, r, s in order for every accumulator, from 0: the im2col
-// GEMM's sums). The window's four values then get bias and activation and are pooled in
+// with their 4-cycle latency need. Per channel the loop goes by input row: each of a row's four
+// vectors is loaded once and feeds both conv rows that read it, with the broadcast weights of
+// two filter rows in registers (c, r, s in order for every accumulator all the same, from 0: the
+// im2col GEMM's sums). The window's four values then get bias and activation and are pooled in
 // registers (first maximum in window order, strict greater than, as maxpool2x2), and only the
 // pooled value and its argmax are stored; a last block of fewer than 8 windows is stored by 4, 2
 // and 1 floats (store_head: masked stores are slow on AMD). The next row's input lines are
@@ -24,7 +25,11 @@
 // loads at j + 1 (a quarter of them crossing a cache line, and one address register per row and
 // plane, which GCC spilled): 55-62; the interleaved aligned blocks: 70-72. At the layer, seed
 // conv1 + pool1 forward, one thread: 37.9-38.5 ms in 3 rounds alternated with the 4-accumulator
-// code (55.3-68.8), 70 % of the peak.
+// code (55.3-68.8), 70 % of the peak. That loop went by filter row, and GCC folded most input
+// loads into the multiply-adds: 84 loads a channel for 72 multiply-adds, more than the core's
+// two vector loads a cycle allow beside its two FMAs; by input row, 41 needed and about 57 left
+// by GCC: 1.13 -> 1.08 ms per seed image, with IMGSIM_SCHED_PRESSURE 1.06 (77-79 GFLOP/s); seed
+// conv1 + pool1 forward 37.1 -> 34.4 ms (77 % of the peak; best of 3 alternated rounds).
 //
 // Gradient: each window's g lands on its argmax, so dW gets one product per window, g times the
 // 3x3 patch there. The even and odd blocks of 8 windows are separate passes so that window j
@@ -86,36 +91,70 @@ inline __m256 activate(__m256 z, __m256 slope) {
   }
 }
 
-// Filter row R of channel c (3 broadcast weights, loaded once) over the two input rows R and
-// R + 1 into conv rows 0 and 1, NH blocks of 8 windows: 12 NH multiply-adds. t: the channel's
-// first block in split_rows' layout.
-template <int NH, int R>
-__attribute__((always_inline)) inline void filter_row(const float* t, const float* wc,
-                                                      __m256 (&acc)[NH][2][2]) {
-  const __m256 w0 = _mm256_broadcast_ss(wc + R * 3), w1 = _mm256_broadcast_ss(wc + R * 3 + 1),
-               w2 = _mm256_broadcast_ss(wc + R * 3 + 2);
-#pragma GCC unroll 2
-  for (int yo = 0; yo < 2; ++yo) {
+// Input row r (0..3) of channel c into conv rows 0 and 1, NH blocks of 8 windows: with filter
+// row r (weights cur, for conv row 0, r < 3) and filter row r - 1 (prev, for conv row 1, r > 0).
+// Each of the row's four vectors is loaded once and feeds every multiply-add that needs it (2, 4,
+// 4, 2 of them for an inner row): 8 accumulators, 6 weights and one input vector in 16 registers.
+// Every accumulator still gets its terms in (c, r, s) order. t: the channel's first block in
+// split_rows' layout.
+template <int NH, int r>
+__attribute__((always_inline)) inline void input_row(const float* t, const __m256 (&cur)[3],
+                                                     const __m256 (&prev)[3],
+                                                     __m256 (&acc)[NH][2][2]) {
+  constexpr bool up = (r < 3), down = (r > 0);  // conv row 0: filter row r; conv row 1: r - 1
 #pragma GCC unroll 4
-    for (int h = 0; h < NH; ++h) {
-      const float* v = t + h * 128 + (R + yo) * 32;
-      const __m256 v1 = _mm256_load_ps(v + 8), v2 = _mm256_load_ps(v + 16);
-      acc[h][yo][0] = _mm256_fmadd_ps(w0, _mm256_load_ps(v), acc[h][yo][0]);
-      acc[h][yo][1] = _mm256_fmadd_ps(w0, v1, acc[h][yo][1]);
-      acc[h][yo][0] = _mm256_fmadd_ps(w1, v1, acc[h][yo][0]);
-      acc[h][yo][1] = _mm256_fmadd_ps(w1, v2, acc[h][yo][1]);
-      acc[h][yo][0] = _mm256_fmadd_ps(w2, v2, acc[h][yo][0]);
-      acc[h][yo][1] = _mm256_fmadd_ps(w2, _mm256_load_ps(v + 24), acc[h][yo][1]);
+  for (int h = 0; h < NH; ++h) {
+    const float* v = t + h * 128 + r * 32;
+    __m256 x = _mm256_load_ps(v);  // column 2j: s = 0 of the even windows
+    if (up) acc[h][0][0] = _mm256_fmadd_ps(cur[0], x, acc[h][0][0]);
+    if (down) acc[h][1][0] = _mm256_fmadd_ps(prev[0], x, acc[h][1][0]);
+    x = _mm256_load_ps(v + 8);  // 2j + 1: s = 1 of the even windows, s = 0 of the odd ones
+    if (up) {
+      acc[h][0][0] = _mm256_fmadd_ps(cur[1], x, acc[h][0][0]);
+      acc[h][0][1] = _mm256_fmadd_ps(cur[0], x, acc[h][0][1]);
     }
+    if (down) {
+      acc[h][1][0] = _mm256_fmadd_ps(prev[1], x, acc[h][1][0]);
+      acc[h][1][1] = _mm256_fmadd_ps(prev[0], x, acc[h][1][1]);
+    }
+    x = _mm256_load_ps(v + 16);  // 2j + 2: s = 2 even, s = 1 odd
+    if (up) {
+      acc[h][0][0] = _mm256_fmadd_ps(cur[2], x, acc[h][0][0]);
+      acc[h][0][1] = _mm256_fmadd_ps(cur[1], x, acc[h][0][1]);
+    }
+    if (down) {
+      acc[h][1][0] = _mm256_fmadd_ps(prev[2], x, acc[h][1][0]);
+      acc[h][1][1] = _mm256_fmadd_ps(prev[1], x, acc[h][1][1]);
+    }
+    x = _mm256_load_ps(v + 24);  // 2j + 3: s = 2 odd
+    if (up) acc[h][0][1] = _mm256_fmadd_ps(cur[2], x, acc[h][0][1]);
+    if (down) acc[h][1][1] = _mm256_fmadd_ps(prev[2], x, acc[h][1][1]);
   }
 }
+
+// The 3 broadcast weights of filter row R of a channel's 3x3.
+template <int R>
+__attribute__((always_inline)) inline void row_weights(const float* wc, __m256 (&w)[3]) {
+  w[0] = _mm256_broadcast_ss(wc + R * 3);
+  w[1] = _mm256_broadcast_ss(wc + R * 3 + 1);
+  w[2] = _mm256_broadcast_ss(wc + R * 3 + 2);
+}
+
+// GCC allocates the 15-16 live vectors of the forward's channel loop and of grad_block with
+// spills and register rotations; scheduling before allocation, register pressure in mind, gives
+// loops with fewer of them (forward 1.08 -> 1.06 ms per seed image, gradient 1.19 -> 1.15).
+#if defined(__GNUC__) && !defined(__clang__)
+#define IMGSIM_SCHED_PRESSURE __attribute__((optimize("schedule-insns", "sched-pressure")))
+#else
+#define IMGSIM_SCHED_PRESSURE
+#endif
 
 // Filter k at NH blocks of 8 windows from column j0 of pooled row i, pooled; n = windows to store
 // (at most 8 NH). t: split_rows' layout with nb blocks a channel.
 template <int NH, int Act>
-void block(const float* t, int64_t nb, int64_t C, int64_t j0, const float* w, int64_t k,
-           const float* bias, __m256 slope, int64_t i, int64_t Q, int64_t qp, int64_t n, float* y,
-           int32_t* arg, int64_t ldy) {
+IMGSIM_SCHED_PRESSURE void block(const float* t, int64_t nb, int64_t C, int64_t j0, const float* w,
+                                 int64_t k, const float* bias, __m256 slope, int64_t i, int64_t Q,
+                                 int64_t qp, int64_t n, float* y, int32_t* arg, int64_t ldy) {
   __m256 acc[NH][2][2];
 #pragma GCC unroll 4
   for (int h = 0; h < NH; ++h)
@@ -124,9 +163,14 @@ void block(const float* t, int64_t nb, int64_t C, int64_t j0, const float* w, in
   for (int64_t c = 0; c < C; ++c) {
     const float* tc = t + (c * nb + j0 / 8) * 128;
     const float* wc = w + (k * C + c) * 9;
-    filter_row<NH, 0>(tc, wc, acc);
-    filter_row<NH, 1>(tc, wc, acc);
-    filter_row<NH, 2>(tc, wc, acc);
+    __m256 wa[3], wb[3] = {};  // wb: filter row 1, unused before
+    row_weights<0>(wc, wa);
+    input_row<NH, 0>(tc, wa, wb, acc);
+    row_weights<1>(wc, wb);
+    input_row<NH, 1>(tc, wb, wa, acc);
+    row_weights<2>(wc, wa);
+    input_row<NH, 2>(tc, wa, wb, acc);
+    input_row<NH, 3>(tc, wb, wa, acc);
   }
   const __m256 q1 = _mm256_castsi256_ps(_mm256_set1_epi32(1));
   const __m256 qq = _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int32_t>(Q)));
@@ -216,9 +260,9 @@ inline float* align64(float* p) {
 }
 
 template <int Act>
-void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w, const float* bias,
-          float slope_f, int64_t K, int64_t i0, int64_t i1, float* y, int32_t* arg, int64_t ldy,
-          float* scratch) {
+IMGSIM_SCHED_PRESSURE void rows(const float* x, int64_t C, int64_t H, int64_t W, const float* w,
+                                const float* bias, float slope_f, int64_t K, int64_t i0, int64_t i1,
+                                float* y, int32_t* arg, int64_t ldy, float* scratch) {
   // nb blocks of 8 columns a row, whole pairs (C nb 128 floats fit conv3x3_pool_scratch(C, W)
   // after aligning).
   const int64_t Q = W - 2, qp = Q / 2, nb = (qp + 15) / 16 * 2;
@@ -341,19 +385,11 @@ __attribute__((always_inline)) inline void grad_block(const float* xb, const flo
   }
 }
 
-// GCC allocated grad_block's 14 live vectors with a spill and a register rotation per block;
-// scheduling before allocation, register pressure in mind, gives a loop without either
-// (1.19 -> 1.15 ms per seed image).
-#if defined(__GNUC__) && !defined(__clang__)
-#define IMGSIM_GRAD_SCHED __attribute__((optimize("schedule-insns", "sched-pressure")))
-#else
-#define IMGSIM_GRAD_SCHED
-#endif
-
 template <int Act, bool Far>
-IMGSIM_GRAD_SCHED void grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float* dy,
-                                 const float* y, float slope_f, const int32_t* arg, int64_t ldg,
-                                 int64_t K, int64_t i0, int64_t i1, float* acc, float* scratch) {
+IMGSIM_SCHED_PRESSURE void grad_rows(const float* x, int64_t C, int64_t H, int64_t W,
+                                     const float* dy, const float* y, float slope_f,
+                                     const int32_t* arg, int64_t ldg, int64_t K, int64_t i0,
+                                     int64_t i1, float* acc, float* scratch) {
   const int64_t Q = W - 2, qp = Q / 2, nw = 9 * C + 1, nb = (qp + 7) / 8;
   const int64_t L = nb * 8 + 8;
   // Bands of pooled rows (conv3x3_grad_band_avx2): the band's block_rows for every channel,
