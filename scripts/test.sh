@@ -7,10 +7,13 @@
 #   4. Clang 14 Release build with warnings as errors into BUILD_DIR-clang (everything: library,
 #      tests, benchmarks, examples, tools, CLI), then every test not labelled "slow"
 #   5. ASan + UBSan build (Debug at -Og) into BUILD_DIR-asan, then every test not labelled "slow"
+#   6. on a CPU without AVX-512: a Release build with the AVX-512 kernels emulated
+#      (IMGSIM_EMULATE_AVX512, src/kernels/avx512/emulate.hpp) into BUILD_DIR-avx512emu, then
+#      every test not labelled "slow": the AVX-512 code paths checked against the references
 # and prints one summary line. Later steps run even if an earlier one fails; the exit status is
 # non-zero if any failed.
 #
-#   scripts/test.sh [--no-sanitize] [--no-clang] [--no-format] [BUILD_DIR]
+#   scripts/test.sh [--no-sanitize] [--no-clang] [--no-format] [--no-emulate] [BUILD_DIR]
 #                                               # BUILD_DIR defaults to build/ci
 #   IMGSIM_JOBS=N   build and test parallelism (default: the number of cores)
 set -euo pipefail
@@ -19,12 +22,14 @@ cd "$(dirname "$0")/.."
 sanitize=1
 clang=1
 format=1
+emulate=1
 dir=build/ci
 for arg in "$@"; do
   case "$arg" in
     --no-sanitize) sanitize=0 ;;
     --no-clang) clang=0 ;;
     --no-format) format=0 ;;
+    --no-emulate) emulate=0 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
       exit 0
@@ -38,6 +43,7 @@ for arg in "$@"; do
 done
 asan_dir=${dir%/}-asan
 clang_dir=${dir%/}-clang
+emu_dir=${dir%/}-avx512emu
 jobs=${IMGSIM_JOBS:-$(nproc)}
 t_start=$SECONDS
 
@@ -103,6 +109,15 @@ if [ "$sanitize" = 1 ]; then
     ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:check_initialization_order=1} \
       UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
       step asan-tests run_tests "$asan_dir" --label-exclude slow || true
+  fi
+fi
+
+# The CPU runs AVX-512 itself: the release tests above already ran those kernels.
+if [ "$emulate" = 1 ] && ! grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+  if step avx512emu-build configure "$emu_dir" -DCMAKE_BUILD_TYPE=Release -DIMGSIM_WERROR=ON \
+    -DIMGSIM_EMULATE_AVX512=ON -DIMGSIM_BUILD_BENCH=OFF -DIMGSIM_BUILD_EXAMPLES=OFF \
+    -DIMGSIM_BUILD_TOOLS=OFF -DIMGSIM_INSTALL=OFF; then
+    step avx512emu-tests run_tests "$emu_dir" --label-exclude slow || true
   fi
 fi
 

@@ -37,7 +37,11 @@ Isa detect() {
   const bool avx512bw = (ebx >> 30) & 1, avx512vl = (ebx >> 31) & 1;
   if (!(os_ymm && avx2 && fma)) return Isa::scalar;
   if (os_zmm && avx512f && avx512bw && avx512dq && avx512vl) return Isa::avx512;
+#ifdef IMGSIM_EMULATE_AVX512
+  return Isa::avx512;  // a test build: the AVX-512 kernels run emulated (avx512/emulate.hpp)
+#else
   return Isa::avx2;
+#endif
 }
 #else
 Isa detect() {

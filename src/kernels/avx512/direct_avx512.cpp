@@ -23,7 +23,9 @@
 
 #include "kernels/kernels.hpp"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#if (defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
+     defined(__AVX512VL__)) ||                                                 \
+    defined(IMGSIM_EMULATE_AVX512)  // tests: avx512/emulate.hpp
 #include <immintrin.h>
 #define IMGSIM_HAVE_AVX512_DIRECT 1
 #endif
@@ -33,6 +35,14 @@ namespace imgsim::kernels::avx512 {
 #ifdef IMGSIM_HAVE_AVX512_DIRECT
 
 namespace {
+
+// An empty asm that keeps vectors in registers (GCC would fold their loads into each use);
+// emulated (avx512/emulate.hpp) there are no ZMM registers to keep them in.
+#ifdef IMGSIM_EMULATE_AVX512
+#define IMGSIM_IN_REGISTERS(...) ((void)0)
+#else
+#define IMGSIM_IN_REGISTERS(...) __asm__("" : __VA_ARGS__)
+#endif
 
 // Lanes [0, n) set, n clamped to [0, 16].
 inline __mmask16 lanes(int64_t n) {
@@ -307,7 +317,7 @@ __attribute__((always_inline)) inline void grad_channel(const float* ec, const f
                v3 = _mm512_loadu_ps(orow + rin * L + j0 + 1);
         // In registers: GCC otherwise folds each load into the two blends that use it, as
         // memory operands, and loads it twice (26 loads per block instead of 18).
-        __asm__("" : "+v"(v0), "+v"(v1), "+v"(v2), "+v"(v3));
+        IMGSIM_IN_REGISTERS("+v"(v0), "+v"(v1), "+v"(v2), "+v"(v3));
         __m512(&cur)[3] = h[rin & 1];
         cur[0] = _mm512_mask_blend_ps(right, v0, v1);
         cur[1] = _mm512_mask_blend_ps(right, v1, v2);
@@ -524,7 +534,7 @@ void conv_grad_rows(const float* x, int64_t C, int64_t H, int64_t W, const float
 #pragma GCC unroll 3
               for (int s = 0; s < 3; ++s) {
                 __m512 v = _mm512_maskz_loadu_ps(m, xr + r * W + q0 + s);
-                __asm__("" : "+v"(v));  // loaded once for both filters (see grad_channel)
+                IMGSIM_IN_REGISTERS("+v"(v));  // loaded once for both filters (see grad_channel)
                 a0[3 * r + s] = _mm512_fmadd_ps(g0, v, a0[3 * r + s]);
                 a1[3 * r + s] = _mm512_fmadd_ps(g1, v, a1[3 * r + s]);
               }

@@ -8,7 +8,9 @@
 
 #include "kernels/kernels.hpp"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#if (defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
+     defined(__AVX512VL__)) ||                                                 \
+    defined(IMGSIM_EMULATE_AVX512)  // tests: avx512/emulate.hpp
 #include <immintrin.h>
 #define IMGSIM_HAVE_AVX512_POOL 1
 #endif

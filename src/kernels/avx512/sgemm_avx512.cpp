@@ -12,8 +12,9 @@
 #include "kernels/kernels.hpp"
 #include "kernels/thread_pool.hpp"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
-    defined(__AVX512VL__) && defined(__FMA__)
+#if (defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
+     defined(__AVX512VL__) && defined(__FMA__)) ||                             \
+    defined(IMGSIM_EMULATE_AVX512)  // tests: avx512/emulate.hpp
 #include <immintrin.h>
 #define IMGSIM_HAVE_AVX512_GEMM 1
 #endif

@@ -29,7 +29,9 @@
 
 #include "kernels/kernels.hpp"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+#if (defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
+     defined(__AVX512VL__)) ||                                                 \
+    defined(IMGSIM_EMULATE_AVX512)  // tests: avx512/emulate.hpp
 // GCC 12's AVX-512 shuffle intrinsics pass _mm512_undefined_ps() as the unused merge source, which
 // -Wuninitialized reports once they are inlined (GCC bug 105593, fixed in GCC 13).
 #pragma GCC diagnostic ignored "-Wuninitialized"
