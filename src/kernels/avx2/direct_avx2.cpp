@@ -332,11 +332,20 @@ __attribute__((always_inline)) inline __m256 window_grads(const float* dy, const
 // with no blend and no unaligned load. They depend on the image only, so a band's are made once
 // for all filters (channel c, band row ib, block jb, row R at + (((c band + ib) nb + jb) 4 + R)
 // 48). row: 2 L floats of scratch for one input row's even and odd columns (L a multiple of 8,
-// at least 8 nb + 8; zero past W).
+// at least 8 nb + 8; zero past W). Pooled row i reads input rows 2i .. 2i + 3, the previous one
+// 2i - 2 .. 2i + 1: rows R = 0, 1 are then copied from its rows 2, 3 (band row prev, which may be
+// ib itself with bands of one row), and only rows 2, 3 are made.
 inline void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t i, int64_t ib,
-                       int64_t band, int64_t nb, int64_t L, float* row, float* xb) {
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t r = 0; r < 4; ++r) {
+                       int64_t prev, int64_t band, int64_t nb, int64_t L, float* row, float* xb) {
+  for (int64_t c = 0; c < C; ++c) {
+    if (prev >= 0) {
+      const float* from = xb + (c * band + prev) * nb * 192 + 96;
+      float* to = xb + (c * band + ib) * nb * 192;
+      for (int64_t jb = 0; jb < nb; ++jb, from += 192, to += 192)
+#pragma GCC unroll 12
+        for (int k = 0; k < 96; k += 8) _mm256_store_ps(to + k, _mm256_load_ps(from + k));
+    }
+    for (int64_t r = prev >= 0 ? 2 : 0; r < 4; ++r) {
       const float* src = x + (c * H + 2 * i + r) * W;
       for (int64_t j = 0; j < L; j += 8) {  // 16 input floats, masked past W, per step
         __m256 a, b, ev, od;
@@ -358,6 +367,7 @@ inline void block_rows(const float* x, int64_t C, int64_t H, int64_t W, int64_t 
         _mm256_store_ps(dst + 40, _mm256_xor_ps(v2, v3));
       }
     }
+  }
 }
 
 // One channel's 9 sums a[3r + s] += g x[2i + dy + r][2j + dx + s] for the 8 windows of a block at
@@ -408,7 +418,9 @@ IMGSIM_SCHED_PRESSURE void grad_rows(const float* x, int64_t C, int64_t H, int64
   const __m256 slope = _mm256_set1_ps(slope_f);
   for (int64_t b0 = i0; b0 < i1; b0 += band) {
     const int64_t b1 = b0 + band < i1 ? b0 + band : i1;
-    for (int64_t i = b0; i < b1; ++i) block_rows(x, C, H, W, i, i - b0, band, nb, L, row, xb);
+    for (int64_t i = b0; i < b1; ++i)  // the call's first row whole, then two new rows each
+      block_rows(x, C, H, W, i, i - b0, i == i0 ? -1 : (i > b0 ? i - b0 - 1 : band - 1), band, nb,
+                 L, row, xb);
     // The next band's new input rows (it reads 2 b1 .. 2 b2 + 1; 2 b1 and 2 b1 + 1 were read
     // here), a line or two per pass of products.
     LinePrefetch pfx;
