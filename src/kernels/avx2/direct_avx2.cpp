@@ -104,31 +104,17 @@ __attribute__((always_inline)) inline void input_row(const float* t, const __m25
   constexpr bool up = (r < 3), down = (r > 0);  // conv row 0: filter row r; conv row 1: r - 1
 #pragma GCC unroll 4
   for (int h = 0; h < NH; ++h) {
-    const float* v = t + h * 128 + r * 32;
-    __m256 x = _mm256_load_ps(v);  // column 2j: s = 0 of the even windows
-    if (up) acc[h][0][0] = _mm256_fmadd_ps(cur[0], x, acc[h][0][0]);
-    if (down) acc[h][1][0] = _mm256_fmadd_ps(prev[0], x, acc[h][1][0]);
-    x = _mm256_load_ps(v + 8);  // 2j + 1: s = 1 of the even windows, s = 0 of the odd ones
-    if (up) {
-      acc[h][0][0] = _mm256_fmadd_ps(cur[1], x, acc[h][0][0]);
-      acc[h][0][1] = _mm256_fmadd_ps(cur[0], x, acc[h][0][1]);
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; ++u) {  // column 2j + u: s = u of the even windows, u - 1 of the odd
+      const __m256 x = _mm256_load_ps(t + h * 128 + r * 32 + 8 * u);
+#pragma GCC unroll 2
+      for (int yo = 0; yo < 2; ++yo) {
+        if (!(yo == 0 ? up : down)) continue;
+        const __m256(&w)[3] = yo == 0 ? cur : prev;
+        if (u <= 2) acc[h][yo][0] = _mm256_fmadd_ps(w[u], x, acc[h][yo][0]);
+        if (u >= 1) acc[h][yo][1] = _mm256_fmadd_ps(w[u - 1], x, acc[h][yo][1]);
+      }
     }
-    if (down) {
-      acc[h][1][0] = _mm256_fmadd_ps(prev[1], x, acc[h][1][0]);
-      acc[h][1][1] = _mm256_fmadd_ps(prev[0], x, acc[h][1][1]);
-    }
-    x = _mm256_load_ps(v + 16);  // 2j + 2: s = 2 even, s = 1 odd
-    if (up) {
-      acc[h][0][0] = _mm256_fmadd_ps(cur[2], x, acc[h][0][0]);
-      acc[h][0][1] = _mm256_fmadd_ps(cur[1], x, acc[h][0][1]);
-    }
-    if (down) {
-      acc[h][1][0] = _mm256_fmadd_ps(prev[2], x, acc[h][1][0]);
-      acc[h][1][1] = _mm256_fmadd_ps(prev[1], x, acc[h][1][1]);
-    }
-    x = _mm256_load_ps(v + 24);  // 2j + 3: s = 2 odd
-    if (up) acc[h][0][1] = _mm256_fmadd_ps(cur[2], x, acc[h][0][1]);
-    if (down) acc[h][1][1] = _mm256_fmadd_ps(prev[2], x, acc[h][1][1]);
   }
 }
 

@@ -40,6 +40,19 @@ inline __m512i si(v16si a) {
 inline bool on(unsigned k, int i) {
   return (k >> i) & 1u;
 }
+// The vector of value(i) for the 16 lanes; the mask of the lanes i where test(i).
+template <class V, class F>
+inline V each(F value) {
+  V r;
+  for (int i = 0; i < 16; ++i) r[i] = value(i);
+  return r;
+}
+template <class F>
+inline __mmask16 where(F test) {
+  unsigned k = 0;
+  for (int i = 0; i < 16; ++i) k |= unsigned{test(i)} << i;
+  return static_cast<__mmask16>(k);
+}
 
 // --- set, load, store -------------------------------------------------------------------------
 inline __m512 setzero_ps() {
@@ -52,14 +65,10 @@ inline __m512 undefined_ps() {
   return setzero_ps();
 }
 inline __m512 set1_ps(float a) {
-  v16sf r;
-  for (int i = 0; i < 16; ++i) r[i] = a;
-  return ps(r);
+  return ps(each<v16sf>([&](int) { return a; }));
 }
 inline __m512i set1_epi32(int a) {
-  v16si r;
-  for (int i = 0; i < 16; ++i) r[i] = a;
-  return si(r);
+  return si(each<v16si>([&](int) { return a; }));
 }
 inline __m512i setr_epi32(int e0, int e1, int e2, int e3, int e4, int e5, int e6, int e7, int e8,
                           int e9, int e10, int e11, int e12, int e13, int e14, int e15) {
@@ -84,50 +93,45 @@ inline void store_ps(void* p, __m512 a) {
 inline void storeu_si512(void* p, __m512i a) {
   std::memcpy(p, &a, 64);
 }
-inline __m512 maskz_loadu_ps(__mmask16 k, const void* p) {
-  v16sf r{};
-  const auto* s = static_cast<const float*>(p);
+// 16 lanes of T at p, masked lanes neither read nor written.
+template <class V, class T>
+inline V masked_load(__mmask16 k, const void* p) {
+  static_assert(sizeof(V) == 16 * sizeof(T));
+  T r[16] = {};
+  const auto* s = static_cast<const T*>(p);
   for (int i = 0; i < 16; ++i)
     if (on(k, i)) r[i] = s[i];
-  return ps(r);
+  V v;
+  std::memcpy(&v, r, sizeof v);
+  return v;
+}
+template <class T, class V>
+inline void masked_store(void* p, __mmask16 k, V a) {
+  static_assert(sizeof(V) == 16 * sizeof(T));
+  T v[16];
+  std::memcpy(v, &a, sizeof v);
+  auto* d = static_cast<T*>(p);
+  for (int i = 0; i < 16; ++i)
+    if (on(k, i)) d[i] = v[i];
+}
+inline __m512 maskz_loadu_ps(__mmask16 k, const void* p) {
+  return masked_load<__m512, float>(k, p);
 }
 inline __m512i maskz_loadu_epi32(__mmask16 k, const void* p) {
-  v16si r{};
-  const auto* s = static_cast<const int32_t*>(p);
-  for (int i = 0; i < 16; ++i)
-    if (on(k, i)) r[i] = s[i];
-  return si(r);
+  return masked_load<__m512i, int32_t>(k, p);
 }
 inline void mask_storeu_ps(void* p, __mmask16 k, __m512 a) {
-  auto* d = static_cast<float*>(p);
-  const v16sf v = f(a);
-  for (int i = 0; i < 16; ++i)
-    if (on(k, i)) d[i] = v[i];
+  masked_store<float>(p, k, a);
 }
 inline void mask_storeu_epi32(void* p, __mmask16 k, __m512i a) {
-  auto* d = static_cast<int32_t*>(p);
-  const v16si v = i32(a);
-  for (int i = 0; i < 16; ++i)
-    if (on(k, i)) d[i] = v[i];
+  masked_store<int32_t>(p, k, a);
 }
-// 16 half floats (AVX512BW + VL) and 16 bytes (BW + VL), masked lanes not read.
+// 16 half floats and 16 bytes (AVX512BW + VL).
 inline __m256i maskz_loadu_epi16(__mmask16 k, const void* p) {
-  uint16_t r[16] = {};
-  const auto* s = static_cast<const uint16_t*>(p);
-  for (int i = 0; i < 16; ++i)
-    if (on(k, i)) r[i] = s[i];
-  __m256i v;
-  std::memcpy(&v, r, 32);
-  return v;
+  return masked_load<__m256i, uint16_t>(k, p);
 }
 inline __m128i maskz_loadu_epi8(__mmask16 k, const void* p) {
-  uint8_t r[16] = {};
-  const auto* s = static_cast<const uint8_t*>(p);
-  for (int i = 0; i < 16; ++i)
-    if (on(k, i)) r[i] = s[i];
-  __m128i v;
-  std::memcpy(&v, r, 16);
-  return v;
+  return masked_load<__m128i, uint8_t>(k, p);
 }
 
 // --- arithmetic and logic ---------------------------------------------------------------------
@@ -139,15 +143,11 @@ inline __m512 mul_ps(__m512 a, __m512 b) {
 }
 inline __m512 fmadd_ps(__m512 a, __m512 b, __m512 c) {
   const v16sf x = f(a), y = f(b), z = f(c);
-  v16sf r;
-  for (int i = 0; i < 16; ++i) r[i] = std::fma(x[i], y[i], z[i]);
-  return ps(r);
+  return ps(each<v16sf>([&](int i) { return std::fma(x[i], y[i], z[i]); }));
 }
 inline __m512 mask_add_ps(__m512 src, __mmask16 k, __m512 a, __m512 b) {
   const v16sf s = f(src), x = f(a), y = f(b);
-  v16sf r;
-  for (int i = 0; i < 16; ++i) r[i] = on(k, i) ? x[i] + y[i] : s[i];
-  return ps(r);
+  return ps(each<v16sf>([&](int i) { return on(k, i) ? x[i] + y[i] : s[i]; }));
 }
 inline __m512i add_epi32(__m512i a, __m512i b) {
   return si(v16si(v16su(i32(a)) + v16su(i32(b))));  // wraps, as the instruction does
@@ -162,65 +162,44 @@ inline __m512i or_si512(__m512i a, __m512i b) {
 // --- compares to masks, blends ----------------------------------------------------------------
 // The predicates the kernels use; any other is a programming error here.
 inline __mmask16 cmp_ps_mask(__m512 a, __m512 b, int pred) {
-  const v16sf x = f(a), y = f(b);
-  unsigned k = 0;
-  for (int i = 0; i < 16; ++i) {
-    bool c = false;
-    switch (pred) {
-      case _CMP_GT_OQ:
-        c = x[i] > y[i];
-        break;  // false if either is NaN
-      case _CMP_GE_OQ:
-        c = x[i] >= y[i];
-        break;
-      case _CMP_LT_OQ:
-        c = x[i] < y[i];
-        break;
-      case _CMP_LE_OQ:
-        c = x[i] <= y[i];
-        break;
-      case _CMP_EQ_OQ:
-        c = x[i] == y[i];
-        break;
-      default:
-        __builtin_trap();
-    }
-    k |= unsigned{c} << i;
+  const v16sf x = f(a), y = f(b);  // ordered, quiet: false where either is NaN
+  switch (pred) {
+    case _CMP_GT_OQ:
+      return where([&](int i) { return x[i] > y[i]; });
+    case _CMP_GE_OQ:
+      return where([&](int i) { return x[i] >= y[i]; });
+    case _CMP_LT_OQ:
+      return where([&](int i) { return x[i] < y[i]; });
+    case _CMP_LE_OQ:
+      return where([&](int i) { return x[i] <= y[i]; });
+    case _CMP_EQ_OQ:
+      return where([&](int i) { return x[i] == y[i]; });
+    default:
+      __builtin_trap();
   }
-  return static_cast<__mmask16>(k);
 }
 inline __mmask16 mask_cmpeq_epi32_mask(__mmask16 m, __m512i a, __m512i b) {
   const v16si x = i32(a), y = i32(b);
-  unsigned k = 0;
-  for (int i = 0; i < 16; ++i) k |= unsigned{on(m, i) && x[i] == y[i]} << i;
-  return static_cast<__mmask16>(k);
+  return where([&](int i) { return on(m, i) && x[i] == y[i]; });
 }
 inline __mmask16 cmpeq_epi32_mask(__m512i a, __m512i b) {
   return mask_cmpeq_epi32_mask(0xFFFF, a, b);
 }
 inline __mmask16 mask_cmpge_epi32_mask(__mmask16 m, __m512i a, __m512i b) {
   const v16si x = i32(a), y = i32(b);
-  unsigned k = 0;
-  for (int i = 0; i < 16; ++i) k |= unsigned{on(m, i) && x[i] >= y[i]} << i;
-  return static_cast<__mmask16>(k);
+  return where([&](int i) { return on(m, i) && x[i] >= y[i]; });
 }
 inline __mmask16 test_epi32_mask(__m512i a, __m512i b) {
   const v16si x = i32(a), y = i32(b);
-  unsigned k = 0;
-  for (int i = 0; i < 16; ++i) k |= unsigned{(x[i] & y[i]) != 0} << i;
-  return static_cast<__mmask16>(k);
+  return where([&](int i) { return (x[i] & y[i]) != 0; });
 }
 inline __m512 mask_blend_ps(__mmask16 k, __m512 a, __m512 b) {
   const v16sf x = f(a), y = f(b);
-  v16sf r;
-  for (int i = 0; i < 16; ++i) r[i] = on(k, i) ? y[i] : x[i];
-  return ps(r);
+  return ps(each<v16sf>([&](int i) { return on(k, i) ? y[i] : x[i]; }));
 }
 inline __m512i mask_blend_epi32(__mmask16 k, __m512i a, __m512i b) {
   const v16si x = i32(a), y = i32(b);
-  v16si r;
-  for (int i = 0; i < 16; ++i) r[i] = on(k, i) ? y[i] : x[i];
-  return si(r);
+  return si(each<v16si>([&](int i) { return on(k, i) ? y[i] : x[i]; }));
 }
 inline __m512 maskz_mov_ps(__mmask16 k, __m512 a) {
   return mask_blend_ps(k, setzero_ps(), a);
@@ -302,9 +281,7 @@ inline __m512d unpackhi_pd(__m512d a, __m512d b) {
 inline __m512 permutex2var_ps(__m512 a, __m512i idx, __m512 b) {
   const v16sf x = f(a), y = f(b);
   const v16si s = i32(idx);
-  v16sf r;
-  for (int i = 0; i < 16; ++i) r[i] = (s[i] & 16) ? y[s[i] & 15] : x[s[i] & 15];
-  return ps(r);
+  return ps(each<v16sf>([&](int i) { return (s[i] & 16) ? y[s[i] & 15] : x[s[i] & 15]; }));
 }
 
 // --- casts, extracts, conversions -------------------------------------------------------------
@@ -340,9 +317,7 @@ inline float cvtss_f32(__m512 a) {
 inline __m512i cvtepu8_epi32(__m128i a) {
   uint8_t b[16];
   std::memcpy(b, &a, 16);
-  v16si r;
-  for (int i = 0; i < 16; ++i) r[i] = b[i];
-  return si(r);
+  return si(each<v16si>([&](int i) { return int32_t{b[i]}; }));
 }
 // Half to single precision is exact: the host's F16C (the AVX2 flags include -mf16c).
 inline __m512 cvtph_ps(__m256i a) {
