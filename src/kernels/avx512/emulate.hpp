@@ -5,10 +5,11 @@
 // included first (-include); each intrinsic name below becomes a macro for a function here with
 // the semantics of Intel's reference (lane by lane, masked lanes neither read nor written, fused
 // multiply-adds rounded once), and cpu_features reports AVX-512 wherever AVX2 and FMA run. The
-// kernels then run under every IMGSIM_MAX_ISA and every test, and must give the bits the
-// hardware gives; their speed means nothing. Only GCC compiles this header (its vector
-// extensions and -Wno-psabi: 64-byte vectors passed without AVX-512 change the ABI, which does
-// not matter inside one library).
+// kernels then run under every IMGSIM_MAX_ISA and every test, against the same references and
+// tolerances as on the hardware; their speed means nothing. The emulation itself is checked only
+// through those tests (it has not been compared with an AVX-512 CPU). Only GCC compiles this header
+// (its vector extensions and -Wno-psabi: 64-byte vectors passed without AVX-512 change the ABI,
+// which does not matter inside one library).
 #ifndef IMGSIM_KERNELS_AVX512_EMULATE_HPP
 #define IMGSIM_KERNELS_AVX512_EMULATE_HPP
 
