@@ -83,6 +83,29 @@ void run(benchmark::State& state, k::SgemmFn fn, Shape s, int threads) {
   imgsim::set_num_threads(saved);
 }
 
+// sgemm_packed_a on an untransposed shape, A packed once outside the loop (as the Winograd
+// layers' filters are): against sgemm/<isa>/<shape>, what packing A costs in each call.
+void run_packed(benchmark::State& state, const k::KernelTable* t, Shape s) {
+  const int saved = imgsim::num_threads();
+  imgsim::set_num_threads(1);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> a(static_cast<size_t>(s.M * s.K)), b(static_cast<size_t>(s.K * s.N)),
+      c(static_cast<size_t>(s.M * s.N)), ap(static_cast<size_t>(t->packed_a_floats(s.M, s.K)));
+  for (float& x : a) x = u(rng);
+  for (float& x : b) x = u(rng);
+  t->pack_gemm_a(s.M, s.K, a.data(), s.K, ap.data());
+  for (auto _ : state) {
+    t->sgemm_packed_a(s.M, s.N, s.K, 1.0f, ap.data(), b.data(), s.N, 0.0f, c.data(), s.N);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * double(s.M) * double(s.N) * double(s.K) * double(state.iterations()),
+                         benchmark::Counter::kIsRate);
+  imgsim::set_num_threads(saved);
+}
+
 // The pooling-fused backward's patch kernels as Conv2D::backward_pool2x2 calls them for one
 // image (hwc: Fashion-MNIST's conv2, a 13x13x32 channels-last image, 64 planes of 5x5 argmaxes,
 // 3x3 patches; the seed's conv2, 111x111x32 and 54x54 argmaxes, a whole image at once) or one tile
@@ -358,6 +381,16 @@ void register_all() {
             ->UseRealTime();
       }
     }
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    if (static_cast<int>(isa) > static_cast<int>(imgsim::detected_isa())) continue;
+    const k::KernelTable* t = &k::table_for(isa);
+    for (const Shape& s : kShapes)  // the Winograd forward and data shapes, and a few others
+      if (!s.ta && !s.tb && s.M * s.N * s.K <= 100'000'000)
+        benchmark::RegisterBenchmark(
+            ("sgemm_packed_a/" + std::string(imgsim::to_string(isa)) + "/" + s.name).c_str(),
+            run_packed, t, s)
+            ->Unit(benchmark::kMicrosecond);
+  }
   for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512}) {
     if (static_cast<int>(isa) > static_cast<int>(imgsim::detected_isa())) continue;
     const k::KernelTable* t = &k::table_for(isa);

@@ -1544,6 +1544,26 @@ TEST_CASE("Conv2D (Winograd): the kept filter transform follows the weights",
   other.bias().copy_from(conv.bias());
   other.forward(x, y2b, nn::Phase::infer);
   for (int64_t i = 0; i < y2.numel(); ++i) REQUIRE(same_bits(y2[i], y2b[i]));
+  // The ISA changes under a kept transform: the filters are packed again for the new table's
+  // GEMM (AVX-512's panels are 8 rows, AVX2's and the scalar table's 6), down and back up.
+  nn::detail::set_conv_algo(nn::detail::ConvAlgo::winograd4);
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar, Isa::avx512})
+    if (static_cast<int>(isa) <= static_cast<int>(detected_isa())) isas.push_back(isa);
+  for (Isa isa : isas) {
+    INFO(to_string(isa));
+    set_max_isa(isa);
+    conv.forward(x, y4, nn::Phase::infer);
+    other.forward(x, y2b, nn::Phase::infer);  // the weights of conv: packed for this ISA too
+    nn::Conv2D fresh(16, {3, 3}, {.padding = nn::Padding::same});
+    fresh.build(Shape{8, 12, 12});
+    fresh.weight().copy_from(conv.weight());
+    fresh.bias().copy_from(conv.bias());
+    fresh.forward(x, y2, nn::Phase::infer);
+    for (int64_t i = 0; i < y2.numel(); ++i) REQUIRE(same_bits(y4[i], y2[i]));
+    for (int64_t i = 0; i < y2.numel(); ++i) REQUIRE(same_bits(y2b[i], y2[i]));
+  }
+  set_max_isa(Isa::avx512);
   nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
 }
 

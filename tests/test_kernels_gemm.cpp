@@ -263,6 +263,55 @@ TEST_CASE("sgemm: 1 and 2 threads agree with the reference and with each other",
   set_num_threads(saved);
 }
 
+TEST_CASE("sgemm_packed_a: the bits of sgemm with A packed once, on 1 and 2 threads",
+          "[kernels][gemm][threads]") {
+  std::mt19937 rng(23);
+  const int saved = num_threads();
+  struct Mnk {
+    int64_t M, N, K;
+  };
+  // Around the register tiles, across the cache blocks (M past MC = 120, K past KC = 256 and
+  // unequal K blocks, N past NC), the Winograd chunks' shapes, and one large enough to be split
+  // over threads (by N, the only split with a packed A).
+  for (Mnk s : {Mnk{1, 1, 1}, Mnk{5, 17, 3}, Mnk{7, 33, 13}, Mnk{64, 96, 32}, Mnk{128, 96, 64},
+                Mnk{130, 47, 300}, Mnk{257, 65, 513}, Mnk{13, 3100, 20}, Mnk{64, 3001, 100}})
+    for (int v = 0; v < 3; ++v) {
+      Case c;
+      c.M = s.M;
+      c.N = s.N;
+      c.K = s.K;
+      c.alpha = v == 2 ? -0.75f : 1.0f;
+      c.beta = v == 0 ? 0.0f : (v == 1 ? 1.0f : 0.5f);
+      c.pad = v;
+      c.offset = v % 2;
+      const Problem p(c, rng);
+      const std::vector<float> want = p.run(&ref::sgemm);
+      for (Isa isa : runnable_isas()) {
+        const KernelTable& tab = table_for(isa);
+        INFO(tab.sgemm_name << ": " << describe(c));
+        const int64_t floats = tab.packed_a_floats(c.M, c.K);
+        REQUIRE(floats >= c.M * c.K);
+        std::vector<float> ap(static_cast<size_t>(floats + 1), kSentinel);
+        tab.pack_gemm_a(c.M, c.K, p.a.data() + c.offset, p.lda, ap.data());
+        CHECK(ap.back() == kSentinel);  // nothing past packed_a_floats
+        auto run_packed = [&] {
+          std::vector<float> out = p.c0;
+          tab.sgemm_packed_a(c.M, c.N, c.K, c.alpha, ap.data(), p.b.data() + c.offset, p.ldb,
+                             c.beta, out.data() + c.offset, p.ldc);
+          return out;
+        };
+        set_num_threads(1);
+        const std::vector<float> unpacked = p.run(tab.sgemm), one = run_packed();
+        set_num_threads(2);
+        const std::vector<float> two = run_packed();
+        CHECK(count_bad(p, one, want) == 0);
+        CHECK(one == unpacked);
+        CHECK(two == one);
+      }
+    }
+  set_num_threads(saved);
+}
+
 TEST_CASE("thread pool: every index exactly once, nesting, exceptions", "[kernels][threads]") {
   const int saved = num_threads();
   for (int threads : {1, 2, 3}) {

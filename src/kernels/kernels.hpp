@@ -20,6 +20,16 @@ using SgemmFn = void (*)(bool trans_a, bool trans_b, int64_t M, int64_t N, int64
                          const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
                          float* C, int64_t ldc);
 
+// A GEMM operand used many times (Winograd's transformed filters: one A per xi for every chunk
+// of tiles) packed once: pack_gemm_a writes A (M x K, row-major, lda >= K, untransposed) in
+// packed_a_floats(M, K) floats at Ap, in the layout the ISA's blocked GEMM packs A into for each
+// call (so it belongs to that ISA's table); sgemm_packed_a is then sgemm(false, false, ...) with
+// that A, the same sums in the same order, without packing it again.
+using PackedAFloatsFn = int64_t (*)(int64_t M, int64_t K);
+using PackGemmAFn = void (*)(int64_t M, int64_t K, const float* A, int64_t lda, float* Ap);
+using SgemmPackedAFn = void (*)(int64_t M, int64_t N, int64_t K, float alpha, const float* Ap,
+                                const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 // Batch im2col / col2im over columns [j0, j1) (kernels/im2col.hpp; oracle: ref::im2col_tile,
 // ref::col2im_tile_add).
 using Im2colTileFn = void (*)(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1,
@@ -191,6 +201,9 @@ struct KernelTable {
   Isa isa;
   SgemmFn sgemm;
   const char* sgemm_name;  // microkernel name, f32_gemm_<MR>x<NR>__<isa> (docs/kernels.md)
+  PackedAFloatsFn packed_a_floats;
+  PackGemmAFn pack_gemm_a;
+  SgemmPackedAFn sgemm_packed_a;
   Im2colTileFn im2col_tile;
   Col2imTileFn col2im_tile_add;
   MaxPool2x2Fn maxpool2x2;
@@ -250,6 +263,10 @@ void pool_scatter_pack(const float* w, int64_t K, int64_t C, int64_t RS, float* 
 namespace portable {
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+int64_t packed_a_floats(int64_t M, int64_t K);
+void pack_gemm_a(int64_t M, int64_t K, const float* A, int64_t lda, float* Ap);
+void sgemm_packed_a(int64_t M, int64_t N, int64_t K, float alpha, const float* Ap, const float* B,
+                    int64_t ldb, float beta, float* C, int64_t ldc);
 bool compiled();
 const char* sgemm_name();
 void im2col_tile(const Im2colGeometry& g, const float* x, int64_t j0, int64_t j1, float* col,

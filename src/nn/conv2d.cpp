@@ -732,13 +732,32 @@ void add_wino_parts(float* parts, const WinoPlan& pl, int64_t tile, int64_t work
       for (int64_t kk = 0; kk < K; ++kk) db[kk] += parts[gi * pl.part + pl.xis * kc + kk];
 }
 
-// U' (the rotated, transposed filters of backward-data) from W, split over filters.
-void transform_dx_filters(const float* w, int64_t K, int64_t C, int64_t tile, int64_t workers,
-                          float* ut) {
+// Floats between the packed A operands of one GEMM shape (M x depth) per xi (pack_gemm_a).
+int64_t packed_stride(const kernels::KernelTable& kt, int64_t m, int64_t depth) {
+  return round_up(kt.packed_a_floats(m, depth), 16);
+}
+
+// The xis matrices of u (rows x depth each, one after the other) packed for kt.sgemm_packed_a,
+// packed_stride(kt, rows, depth) floats apart at up; split over parts of the xi range.
+void pack_filters(const kernels::KernelTable& kt, const float* u, int64_t xis, int64_t rows,
+                  int64_t depth, int64_t parts, float* up) {
+  const int64_t ps = packed_stride(kt, rows, depth);
+  kernels::parallel_for(parts, [&](int64_t part) {
+    for (int64_t xi = part * xis / parts; xi < (part + 1) * xis / parts; ++xi)
+      kt.pack_gemm_a(rows, depth, u + xi * rows * depth, depth, up + xi * ps);
+  });
+}
+
+// U' (the rotated, transposed filters of backward-data) from W, split over filters, then packed
+// (C x K per xi) into utp for the chunks' GEMMs.
+void transform_dx_filters(const kernels::KernelTable& kt, const float* w, int64_t K, int64_t C,
+                          int64_t tile, int64_t workers, float* ut, float* utp) {
   const int64_t kparts = filter_parts(K, workers);
   kernels::parallel_for(kparts, [&](int64_t part) {
     transform_filters(w, K, C, true, tile, ut, part * K / kparts, (part + 1) * K / kparts);
   });
+  const int64_t xis = (tile + 2) * (tile + 2);
+  pack_filters(kt, ut, xis, C, K, workers < xis ? workers : xis, utp);
 }
 
 struct WinoLayer {
@@ -762,21 +781,22 @@ WinoLayer wino_layer(const kernels::Im2colGeometry& g, int64_t k, int64_t tile) 
 //   forward: V = input transform of x; M[xi] = U[xi] V[xi]; out = output transform of M with
 //            bias b and activation code act (0, 1, 2).
 //            (wino_chunk_products computes M and returns it.)
+//            up: U packed for kt.sgemm_packed_a (Conv2D::wino_filters), K x C per xi.
 float* wino_chunk_products(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
-                           const float* x, const float* u, int64_t t0, int64_t t1, float* v) {
-  const int64_t K = pl.k, C = pl.c;
+                           const float* x, const float* up, int64_t t0, int64_t t1, float* v) {
+  const int64_t K = pl.k, C = pl.c, ps = packed_stride(kt, K, C);
   float* m = v + pl.xis * pl.vc;
   kt.wino_input(wl.in, x, nullptr, 0, 0.0f, t0, t1, v, pl.ld);
   for (int64_t xi = 0; xi < pl.xis; ++xi)
-    kt.sgemm(false, false, K, t1 - t0, C, 1.0f, u + xi * K * C, C, v + xi * pl.vc, pl.ld, 0.0f,
-             m + xi * pl.vk, pl.ld);
+    kt.sgemm_packed_a(K, t1 - t0, C, 1.0f, up + xi * ps, v + xi * pl.vc, pl.ld, 0.0f,
+                      m + xi * pl.vk, pl.ld);
   return m;
 }
 
 void wino_chunk_forward(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
-                        const float* x, const float* u, int64_t t0, int64_t t1, const float* b,
+                        const float* x, const float* up, int64_t t0, int64_t t1, const float* b,
                         int act, float slope, float* v, float* out) {
-  const float* m = wino_chunk_products(kt, wl, pl, x, u, t0, t1, v);
+  const float* m = wino_chunk_products(kt, wl, pl, x, up, t0, t1, v);
   kt.wino_output(wl.out, m, pl.ld, t0, t1, b, act, slope, false, out);
 }
 
@@ -801,23 +821,24 @@ void wino_chunk_weights(const kernels::KernelTable& kt, const WinoLayer& wl, con
 }
 
 //   data:    V' = input transform of dz = dy * act'(y) over the dx tile grid; M'[xi] = U'[xi]
-//            V'[xi]; dx = (or +=, accumulate) output transform of M'.
+//            V'[xi]; dx = (or +=, accumulate) output transform of M'. utp: U' packed
+//            (transform_dx_filters).
 void wino_chunk_dx(const kernels::KernelTable& kt, const WinoLayer& wl, const WinoPlan& pl,
-                   const float* dy, const float* y, int ac, float slope, const float* ut,
+                   const float* dy, const float* y, int ac, float slope, const float* utp,
                    int64_t t0, int64_t t1, bool accumulate, float* v, float* dx) {
-  const int64_t K = pl.k, C = pl.c, nt = t1 - t0;
+  const int64_t K = pl.k, C = pl.c, nt = t1 - t0, ps = packed_stride(kt, C, K);
   float* m = v + pl.xis * pl.vk;
   kt.wino_input(wl.dgrad, dy, y, ac, slope, t0, t1, v, pl.ld);
   for (int64_t xi = 0; xi < pl.xis; ++xi)
-    kt.sgemm(false, false, C, nt, K, 1.0f, ut + xi * K * C, K, v + xi * pl.vk, pl.ld, 0.0f,
-             m + xi * pl.vc, pl.ld);
+    kt.sgemm_packed_a(C, nt, K, 1.0f, utp + xi * ps, v + xi * pl.vk, pl.ld, 0.0f, m + xi * pl.vc,
+                      pl.ld);
   kt.wino_output(wl.dx, m, pl.ld, t0, t1, nullptr, 0, 0.0f, accumulate, dx);
 }
 
-// u: the filters transformed by transform_filters(w, K, C, false, tile, u).
-void wino_forward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
-                  Tensor& y, const float* u, const float* b, Activation act, float slope,
-                  Tensor& work) {
+// up: the filters transformed and packed for kt (Conv2D::wino_filters).
+void wino_forward(const kernels::KernelTable& kt, const kernels::Im2colGeometry& g, int64_t K,
+                  int64_t tile, const Tensor& x, Tensor& y, const float* up, const float* b,
+                  Activation act, float slope, Tensor& work) {
   const int64_t n = x.dim(0), C = g.channels;
   const WinoLayer wl = wino_layer(g, K, tile);
   const int64_t tiles = n * wl.out.tiles_h() * wl.out.tiles_w();
@@ -829,7 +850,6 @@ void wino_forward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, con
   const int64_t workers =
       workers_for(nchunks, 2.0 * double(K) * double(C) * double(xis) * double(tiles));
   work.resize(Shape{workers * pl.buf});
-  const kernels::KernelTable& kt = kernels::table();
   // tanh / sigmoid are applied afterwards (the output kernel fuses linear, relu, leaky_relu).
   const bool fused =
       act == Activation::linear || act == Activation::relu || act == Activation::leaky_relu;
@@ -838,7 +858,7 @@ void wino_forward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, con
     float* v = work.data() + wk * pl.buf;
     for (int64_t ci; (ci = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
       const int64_t t0 = ci * chunk, t1 = t0 + chunk < tiles ? t0 + chunk : tiles;
-      wino_chunk_forward(kt, wl, pl, x.data(), u, t0, t1, b, fused ? act_code(act) : 0, slope, v,
+      wino_chunk_forward(kt, wl, pl, x.data(), up, t0, t1, b, fused ? act_code(act) : 0, slope, v,
                          y.data());
     }
   });
@@ -865,15 +885,18 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
   const double flops = 2.0 * double(K) * double(C) * double(xis) *
                        ((weights ? double(n * tt_out) : 0.0) + (dx ? double(n * tt_dx) : 0.0));
   const int64_t workers = workers_for(pl.groups, flops);
-  work.resize(Shape{pl.ufl + workers * pl.buf + pl.groups * pl.part});
-  float* ut = work.data();  // U' (dx) filters
-  float* parts = work.data() + pl.ufl + workers * pl.buf;
-  if (dx) transform_dx_filters(w, K, C, tile, workers, ut);
   const kernels::KernelTable& kt = kernels::table();
+  // U' (dx filters), then packed, then the workers' buffers and the groups' partial sums.
+  const int64_t uf = dx ? pl.ufl + xis * packed_stride(kt, C, K) : 0;
+  work.resize(Shape{uf + workers * pl.buf + pl.groups * pl.part});
+  float* ut = work.data();
+  float* utp = ut + pl.ufl;
+  float* parts = work.data() + uf + workers * pl.buf;
+  if (dx) transform_dx_filters(kt, w, K, C, tile, workers, ut, utp);
   const int ac = act_code(act);
   std::atomic<int64_t> next{0};
   kernels::parallel_for(workers, [&](int64_t wk) {
-    float* v = work.data() + pl.ufl + wk * pl.buf;
+    float* v = work.data() + uf + wk * pl.buf;
     for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
       const int64_t n0 = gi * n / pl.groups, n1 = (gi + 1) * n / pl.groups;
       if (weights) {
@@ -891,7 +914,7 @@ void wino_backward(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, co
         const int64_t c0 = n0 * tt_dx, c1 = n1 * tt_dx;
         const int64_t chunk = round_up(ceil_div(c1 - c0, ceil_div(c1 - c0, pl.chunk)), 16);
         for (int64_t t0 = c0; t0 < c1; t0 += chunk)
-          wino_chunk_dx(kt, wl, pl, dy.data(), y.data(), ac, slope, ut, t0,
+          wino_chunk_dx(kt, wl, pl, dy.data(), y.data(), ac, slope, utp, t0,
                         t0 + chunk < c1 ? t0 + chunk : c1, !overwrite, v, dx->data());
       }
     }
@@ -957,16 +980,15 @@ void unpool_plane(const kernels::KernelTable& kt, Activation act, float slope, c
   }
 }
 
-void wino_forward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile, const Tensor& x,
-                       const float* u, const float* b, Activation act, float slope, Tensor& yp,
-                       int32_t* argmax, Tensor& work) {
+void wino_forward_pool(const kernels::KernelTable& kt, const kernels::Im2colGeometry& g, int64_t K,
+                       int64_t tile, const Tensor& x, const float* up, const float* b,
+                       Activation act, float slope, Tensor& yp, int32_t* argmax, Tensor& work) {
   const int64_t n = x.dim(0), C = g.channels, chw = C * g.height * g.width;
   const WinoPoolPlan pp = make_wino_pool_plan(g, K, n);
   const WinoLayer wl = wino_layer(pp.g, K, tile);
   const int64_t tt = wl.out.tiles_h() * wl.out.tiles_w();
   const bool fused =
       act == Activation::linear || act == Activation::relu || act == Activation::leaky_relu;
-  const kernels::KernelTable& kt = kernels::table();
   if (tile == 4 && fused) {
     // The output transform pools (kernels wino_output_pool): the chunks of wino_forward over the
     // batch's tiles, straight to yp and argmax, with no conv output stored in between.
@@ -982,7 +1004,7 @@ void wino_forward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile
       float* v = work.data() + wk * pl.buf;
       for (int64_t ci; (ci = next.fetch_add(1, std::memory_order_relaxed)) < nchunks;) {
         const int64_t t0 = ci * chunk, t1 = t0 + chunk < tiles ? t0 + chunk : tiles;
-        const float* m = wino_chunk_products(kt, wl, pl, x.data(), u, t0, t1, v);
+        const float* m = wino_chunk_products(kt, wl, pl, x.data(), up, t0, t1, v);
         kt.wino_output_pool(wl.out, m, pl.ld, t0, t1, b, act_code(act), slope, yp.data(), argmax);
       }
     });
@@ -994,7 +1016,7 @@ void wino_forward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t tile
   const double flops = 2.0 * double(K) * double(C) * double(xis) * double(n * tt);
   // Tiles [t0, t1) of the block of images from n0 into yb; v: a worker's V and M buffers.
   auto conv_chunk = [&](float* v, int64_t n0, int64_t t0, int64_t t1, float* yb) {
-    wino_chunk_forward(kt, wl, pl, x.data() + n0 * chw, u, t0, t1, b, fused ? act_code(act) : 0,
+    wino_chunk_forward(kt, wl, pl, x.data() + n0 * chw, up, t0, t1, b, fused ? act_code(act) : 0,
                        slope, v, yb);
   };
   // Planes [j0, j1) of yb (plane j: image n0 + j / K, channel j % K) pooled.
@@ -1074,17 +1096,19 @@ void wino_backward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t til
   // Per worker: V and M / Z, then a dz block, then a pooled plane of dyp * act'(yp).
   const int64_t dzbuf = round_up(nb * K * pp.plane, 16), gbuf = round_up(pq, 16);
   const int64_t per_worker = pl.buf + dzbuf + gbuf;
-  work.resize(Shape{pl.ufl + workers * per_worker + pl.groups * pl.part});
-  float* ut = work.data();
-  float* parts = work.data() + pl.ufl + workers * per_worker;
-  if (dx) transform_dx_filters(w, K, C, tile, workers, ut);
   const kernels::KernelTable& kt = kernels::table();
+  const int64_t uf = dx ? pl.ufl + xis * packed_stride(kt, C, K) : 0;  // U', then packed
+  work.resize(Shape{uf + workers * per_worker + pl.groups * pl.part});
+  float* ut = work.data();
+  float* utp = ut + pl.ufl;
+  float* parts = work.data() + uf + workers * per_worker;
+  if (dx) transform_dx_filters(kt, w, K, C, tile, workers, ut, utp);
   auto chunk_of = [&](int64_t tiles) {
     return round_up(ceil_div(tiles, ceil_div(tiles, pl.chunk)), 16);
   };
   std::atomic<int64_t> next{0};
   kernels::parallel_for(workers, [&](int64_t wk) {
-    float* v = work.data() + pl.ufl + wk * per_worker;
+    float* v = work.data() + uf + wk * per_worker;
     float* dz = v + pl.buf;
     float* grow = dz + dzbuf;
     for (int64_t gi; (gi = next.fetch_add(1, std::memory_order_relaxed)) < pl.groups;) {
@@ -1111,7 +1135,7 @@ void wino_backward_pool(const kernels::Im2colGeometry& g, int64_t K, int64_t til
         if (!dx) continue;
         const int64_t dtiles = (n1 - n0) * tt_dx, dchunk = chunk_of(dtiles);
         for (int64_t t0 = 0; t0 < dtiles; t0 += dchunk)
-          wino_chunk_dx(kt, wl, pl, dz, dz, 0, 0.0f, ut, t0,
+          wino_chunk_dx(kt, wl, pl, dz, dz, 0, 0.0f, utp, t0,
                         t0 + dchunk < dtiles ? t0 + dchunk : dtiles, !overwrite, v,
                         dx->data() + n0 * chw);
       }
@@ -1136,26 +1160,34 @@ int64_t winograd_tile(Size2 kernel, Size2 stride, const kernels::Im2colGeometry&
 // Transforming the filters costs about as much as a batch-1 forward's input transform (36 x K x C
 // scattered stores), so it is done again only when the weights differ, bit for bit, from the ones
 // it was done for: once per training step, once for all inference calls. Comparing the weights
-// is a read of K x C x 9 floats.
-const float* Conv2D::wino_filters(int64_t tile) {
+// is a read of K x C x 9 floats. The transformed filters are then packed for the GEMMs of isa's
+// kernels (pack_gemm_a), which every chunk of tiles would otherwise do again for each xi: again
+// only when they or the ISA change.
+const float* Conv2D::wino_filters(int64_t tile, Isa isa) {
   const int64_t xis = (tile + 2) * (tile + 2);
-  const int64_t count = weight_.numel();
-  if (wino_tile_ == tile && wino_w_.numel() == count &&
-      std::memcmp(wino_w_.data(), weight_.data(),
-                  static_cast<std::size_t>(count) * sizeof(float)) == 0)
-    return wino_u_.data();
-  wino_u_.resize(Shape{round_up(xis * filters_ * in_shape_[0], 16)});
-  wino_w_.resize(Shape{count});
-  std::copy(weight_.data(), weight_.data() + count, wino_w_.data());
-  // Split over filters on the pool's threads (each filter's transform is written by one).
-  const int64_t K = filters_, C = in_shape_[0];
+  const int64_t count = weight_.numel(), K = filters_, C = in_shape_[0];
+  const kernels::KernelTable& kt = kernels::table_for(isa);
+  const bool same = wino_tile_ == tile && wino_w_.numel() == count &&
+                    std::memcmp(wino_w_.data(), weight_.data(),
+                                static_cast<std::size_t>(count) * sizeof(float)) == 0;
+  // Split over filters (or xi) on the pool's threads (each part written by one).
   const int64_t parts = K * C >= 1024 ? filter_parts(K, num_threads()) : 1;
-  kernels::parallel_for(parts, [&](int64_t p) {
-    transform_filters(weight_.data(), K, C, false, tile, wino_u_.data(), p * K / parts,
-                      (p + 1) * K / parts);
-  });
-  wino_tile_ = tile;
-  return wino_u_.data();
+  if (!same) {
+    wino_u_.resize(Shape{round_up(xis * K * C, 16)});
+    wino_w_.resize(Shape{count});
+    std::copy(weight_.data(), weight_.data() + count, wino_w_.data());
+    kernels::parallel_for(parts, [&](int64_t p) {
+      transform_filters(weight_.data(), K, C, false, tile, wino_u_.data(), p * K / parts,
+                        (p + 1) * K / parts);
+    });
+    wino_tile_ = tile;
+  }
+  if (!same || wino_packed_isa_ != static_cast<int>(isa)) {
+    wino_up_.resize(Shape{xis * packed_stride(kt, K, C)});
+    pack_filters(kt, wino_u_.data(), xis, K, C, parts < xis ? parts : xis, wino_up_.data());
+    wino_packed_isa_ = static_cast<int>(isa);
+  }
+  return wino_up_.data();
 }
 
 void Conv2D::forward(const Tensor& x, Tensor& y, Phase phase) {
@@ -1180,7 +1212,7 @@ void Conv2D::forward(const Tensor& x, Tensor& y, Phase phase) {
   }
   const int64_t per = phase == Phase::train ? n : 1;
   if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, per, false)) {
-    wino_forward(g, filters_, tile, x, y, wino_filters(tile),
+    wino_forward(kt, g, filters_, tile, x, y, wino_filters(tile, kt.isa),
                  opt_.use_bias ? bias_.data() : nullptr, opt_.activation, opt_.leaky_slope, work_);
     return;
   }
@@ -1396,7 +1428,8 @@ void Conv2D::forward_pool2x2(const Tensor& x, Tensor& yp, int32_t* argmax, Phase
   if (n == 0) return;
   const int64_t per = phase == Phase::train ? n : 1;
   if (const int64_t tile = winograd_tile(kernel_, opt_.stride, g, filters_, per, false)) {
-    wino_forward_pool(g, filters_, tile, x, wino_filters(tile),
+    const kernels::KernelTable& kt = kernels::table();
+    wino_forward_pool(kt, g, filters_, tile, x, wino_filters(tile, kt.isa),
                       opt_.use_bias ? bias_.data() : nullptr, opt_.activation, opt_.leaky_slope, yp,
                       argmax, work_);
     return;

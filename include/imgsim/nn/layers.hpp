@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "imgsim/nn/layer.hpp"
+#include "imgsim/runtime/cpu.hpp"
 
 namespace imgsim::nn {
 
@@ -90,10 +91,12 @@ class Conv2D : public Layer {
   Tensor work_;                   // planned scratch (im2col columns, pre-activation gradient)
   std::vector<int64_t> offsets_;  // planned scratch of the pooling-fused backward (patch offsets)
   // Winograd forward: the transformed filters, and the weights and tile they were computed from
-  // (recomputed only when the weights change, i.e. not between inference calls).
-  Tensor wino_u_, wino_w_;
+  // (recomputed only when the weights change, i.e. not between inference calls), and packed for
+  // the GEMMs of one ISA's kernels.
+  Tensor wino_u_, wino_w_, wino_up_;
   int64_t wino_tile_ = 0;
-  const float* wino_filters(int64_t tile);
+  int wino_packed_isa_ = -1;
+  const float* wino_filters(int64_t tile, Isa isa);
 };
 
 struct MaxPool2DOptions {
