@@ -62,24 +62,37 @@ const Shape kShapes[] = {
 };
 // clang-format on
 
-void run(benchmark::State& state, k::SgemmFn fn, Shape s, int threads) {
-  const int saved = imgsim::num_threads();
-  imgsim::set_num_threads(threads);
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> a(static_cast<size_t>(s.M * s.K)), b(static_cast<size_t>(s.K * s.N)),
-      c(static_cast<size_t>(s.M * s.N));
-  for (float& x : a) x = u(rng);
-  for (float& x : b) x = u(rng);
-  const int64_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
-  for (auto _ : state) {
-    fn(s.ta, s.tb, s.M, s.N, s.K, 1.0f, a.data(), lda, b.data(), ldb, 0.0f, c.data(), s.N);
-    benchmark::DoNotOptimize(c.data());
-    benchmark::ClobberMemory();
+// Random op(A), op(B) and a C for one shape.
+struct Operands {
+  std::vector<float> a, b, c;
+  explicit Operands(const Shape& s)
+      : a(static_cast<size_t>(s.M * s.K)),
+        b(static_cast<size_t>(s.K * s.N)),
+        c(static_cast<size_t>(s.M * s.N)) {
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (float& x : a) x = u(rng);
+    for (float& x : b) x = u(rng);
   }
+};
+
+void set_flops(benchmark::State& state, const Shape& s) {
   state.counters["FLOP/s"] =
       benchmark::Counter(2.0 * double(s.M) * double(s.N) * double(s.K) * double(state.iterations()),
                          benchmark::Counter::kIsRate);
+}
+
+void run(benchmark::State& state, k::SgemmFn fn, Shape s, int threads) {
+  const int saved = imgsim::num_threads();
+  imgsim::set_num_threads(threads);
+  Operands op(s);
+  const int64_t lda = s.ta ? s.M : s.K, ldb = s.tb ? s.K : s.N;
+  for (auto _ : state) {
+    fn(s.ta, s.tb, s.M, s.N, s.K, 1.0f, op.a.data(), lda, op.b.data(), ldb, 0.0f, op.c.data(), s.N);
+    benchmark::DoNotOptimize(op.c.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, s);
   imgsim::set_num_threads(saved);
 }
 
@@ -88,21 +101,15 @@ void run(benchmark::State& state, k::SgemmFn fn, Shape s, int threads) {
 void run_packed(benchmark::State& state, const k::KernelTable* t, Shape s) {
   const int saved = imgsim::num_threads();
   imgsim::set_num_threads(1);
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> a(static_cast<size_t>(s.M * s.K)), b(static_cast<size_t>(s.K * s.N)),
-      c(static_cast<size_t>(s.M * s.N)), ap(static_cast<size_t>(t->packed_a_floats(s.M, s.K)));
-  for (float& x : a) x = u(rng);
-  for (float& x : b) x = u(rng);
-  t->pack_gemm_a(s.M, s.K, a.data(), s.K, ap.data());
+  Operands op(s);
+  std::vector<float> ap(static_cast<size_t>(t->packed_a_floats(s.M, s.K)));
+  t->pack_gemm_a(s.M, s.K, op.a.data(), s.K, ap.data());
   for (auto _ : state) {
-    t->sgemm_packed_a(s.M, s.N, s.K, 1.0f, ap.data(), b.data(), s.N, 0.0f, c.data(), s.N);
-    benchmark::DoNotOptimize(c.data());
+    t->sgemm_packed_a(s.M, s.N, s.K, 1.0f, ap.data(), op.b.data(), s.N, 0.0f, op.c.data(), s.N);
+    benchmark::DoNotOptimize(op.c.data());
     benchmark::ClobberMemory();
   }
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * double(s.M) * double(s.N) * double(s.K) * double(state.iterations()),
-                         benchmark::Counter::kIsRate);
+  set_flops(state, s);
   imgsim::set_num_threads(saved);
 }
 

@@ -175,24 +175,7 @@ bool compiled() {
 
 #else  // this build cannot compile AVX-512 code; the registry never selects it
 
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  ref::sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-int64_t packed_a_floats(int64_t M, int64_t K) {  // A as it is
-  return M > 0 && K > 0 ? M * K : 0;
-}
-void pack_gemm_a(int64_t M, int64_t K, const float* A, int64_t lda, float* Ap) {
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t k = 0; k < K; ++k) Ap[i * K + k] = A[i * lda + k];
-}
-void sgemm_packed_a(int64_t M, int64_t N, int64_t K, float alpha, const float* Ap, const float* B,
-                    int64_t ldb, float beta, float* C, int64_t ldc) {
-  ref::sgemm(false, false, M, N, K, alpha, Ap, K, B, ldb, beta, C, ldc);
-}
-bool compiled() {
-  return false;
-}
+#include "kernels/gemm_fallback.inc"
 
 #endif
 
