@@ -1534,34 +1534,38 @@ TEST_CASE("Conv2D (Winograd): the kept filter transform follows the weights",
   conv.init_params(rng);
   Tensor x(Shape{1, 8, 12, 12});
   for (int64_t i = 0; i < x.numel(); ++i) x[i] = rng.normal();
+  // c (unbuilt, like conv) built with conv's weights: no kept transform yet.
+  auto copy_conv = [&](nn::Conv2D& c) {
+    c.build(Shape{8, 12, 12});
+    c.weight().copy_from(conv.weight());
+    c.bias().copy_from(conv.bias());
+  };
   Tensor y4(conv.output_shape().with_batch(1)), y2(y4.shape()), y2b(y4.shape());
   conv.forward(x, y4, nn::Phase::infer);
   nn::detail::set_conv_algo(nn::detail::ConvAlgo::winograd);
   conv.forward(x, y2, nn::Phase::infer);
   nn::Conv2D other(16, {3, 3}, {.padding = nn::Padding::same});
-  other.build(Shape{8, 12, 12});
-  other.weight().copy_from(conv.weight());
-  other.bias().copy_from(conv.bias());
+  copy_conv(other);
   other.forward(x, y2b, nn::Phase::infer);
   for (int64_t i = 0; i < y2.numel(); ++i) REQUIRE(same_bits(y2[i], y2b[i]));
   // The ISA changes under a kept transform: the filters are packed again for the new table's
-  // GEMM (AVX-512's panels are 8 rows, AVX2's and the scalar table's 6), down and back up.
+  // GEMM (AVX-512's panels are 8 rows, AVX2's and the scalar table's 6), down and back up. conv
+  // and other keep their transforms from the runs before; a fresh copy has none.
   nn::detail::set_conv_algo(nn::detail::ConvAlgo::winograd4);
   std::vector<Isa> isas;
   for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar, Isa::avx512})
     if (static_cast<int>(isa) <= static_cast<int>(detected_isa())) isas.push_back(isa);
+  Tensor kept(y4.shape()), kept_other(y4.shape()), want(y4.shape());
   for (Isa isa : isas) {
     INFO(to_string(isa));
     set_max_isa(isa);
-    conv.forward(x, y4, nn::Phase::infer);
-    other.forward(x, y2b, nn::Phase::infer);  // the weights of conv: packed for this ISA too
+    conv.forward(x, kept, nn::Phase::infer);
+    other.forward(x, kept_other, nn::Phase::infer);
     nn::Conv2D fresh(16, {3, 3}, {.padding = nn::Padding::same});
-    fresh.build(Shape{8, 12, 12});
-    fresh.weight().copy_from(conv.weight());
-    fresh.bias().copy_from(conv.bias());
-    fresh.forward(x, y2, nn::Phase::infer);
-    for (int64_t i = 0; i < y2.numel(); ++i) REQUIRE(same_bits(y4[i], y2[i]));
-    for (int64_t i = 0; i < y2.numel(); ++i) REQUIRE(same_bits(y2b[i], y2[i]));
+    copy_conv(fresh);
+    fresh.forward(x, want, nn::Phase::infer);
+    for (int64_t i = 0; i < want.numel(); ++i) REQUIRE(same_bits(kept[i], want[i]));
+    for (int64_t i = 0; i < want.numel(); ++i) REQUIRE(same_bits(kept_other[i], want[i]));
   }
   set_max_isa(Isa::avx512);
   nn::detail::set_conv_algo(nn::detail::ConvAlgo::automatic);
